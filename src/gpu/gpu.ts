@@ -1,0 +1,364 @@
+/**
+ * The one object that owns the WebGPU device: pipeline cache (keyed by readable strings), buffers,
+ * the per-submit uniform ring, and the counters tests use to prove how often we dispatch and read back.
+ *
+ * Conventions every kernel follows:
+ * - bindings are `@group(0) @binding(i)` in the order passed to {@linkcode Gpu.dispatch};
+ * - large 1-D grids are folded into 2-D (x ≤ 65535) with {@linkcode grid}; shaders recover the
+ *   linear workgroup id as `wid.x + wid.y * nwg.x` and guard against the tail;
+ * - per-dispatch scalars come from {@linkcode Gpu.uniform}, written to the GPU once per submit.
+ *
+ * @module
+ */
+
+import { DeviceLostError, ShaderCompileError, WebGpuUnavailableError } from "../errors.ts";
+import type { ParamFields, ParamStruct } from "./params.ts";
+
+/** Options for {@linkcode Gpu.create}. */
+export interface GpuOptions {
+  /** Do not request `shader-f16` even when offered (forces the f32 fallback paths). */
+  disableF16?: boolean;
+  /** Adapter power preference. */
+  powerPreference?: GPUPowerPreference;
+}
+
+/** A compute pipeline to build: which `.wgsl` file it came from, its expanded code and constants. */
+export interface PipelineSpec {
+  /** Readable cache key, e.g. `"matmul:q4_0:tb4"`. */
+  key: string;
+  /** The `.wgsl` file the code was expanded from (named in compile errors). */
+  file: string;
+  /** The expanded WGSL source. */
+  code: string;
+  /** Entry point; defaults to `"main"`. */
+  entryPoint?: string;
+  /** Values for `override` constants. */
+  constants?: Record<string, number>;
+}
+
+/** Counters of GPU traffic, for tests and stats. */
+export interface GpuCounters {
+  /** Compute dispatches encoded. */
+  dispatches: number;
+  /** `queue.submit` calls. */
+  submits: number;
+  /** Buffer readbacks (`mapAsync`), each costing ≥ 10 ms in Deno. */
+  readbacks: number;
+}
+
+/** A binding resource as kernels pass them: a whole buffer or a slice of one. */
+export type Binding = GPUBuffer | GPUBufferBinding;
+
+const STORAGE = 0x80; // GPUBufferUsage.STORAGE (constants inlined so this module loads without WebGPU)
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+const UNIFORM = 0x40;
+const MAP_READ = 0x01;
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter we target
+const RING_CHUNK = 256 * 1024;
+
+/**
+ * Folds a 1-D workgroup count into a dispatch grid with x ≤ 65535.
+ *
+ * @example
+ * ```ts
+ * import { grid } from "./gpu.ts";
+ * console.log(grid(100000)); // [65535, 2, 1]
+ * ```
+ */
+export function grid(workgroups: number): [number, number, number] {
+  if (workgroups <= 65535) return [Math.max(1, workgroups), 1, 1];
+  return [65535, Math.ceil(workgroups / 65535), 1];
+}
+
+/**
+ * Owns the device. Create once with {@linkcode Gpu.create} and share it.
+ *
+ * @example
+ * ```ts ignore
+ * import { Gpu } from "./gpu.ts";
+ * const gpu = await Gpu.create();
+ * const buf = gpu.upload("x", new Float32Array([1, 2, 3]));
+ * console.log(new Float32Array(await gpu.read(buf, 0, 12)));
+ * gpu.destroy();
+ * ```
+ */
+export class Gpu {
+  /** The WebGPU device. */
+  readonly device: GPUDevice;
+  /** The adapter's description (e.g. "llvmpipe (LLVM 15.0.6, 256 bits)"). */
+  readonly adapterName: string;
+  /** True when the adapter is a CPU fallback (llvmpipe, WARP, SwiftShader). */
+  readonly isFallbackAdapter: boolean;
+  /** True when `shader-f16` was requested and granted: kernels may `enable f16;`. */
+  readonly hasF16: boolean;
+  /** True when `timestamp-query` was granted. */
+  readonly hasTimestamps: boolean;
+  /** Largest storage binding in bytes (tensors larger than this are split). */
+  readonly maxStorageBinding: number;
+  /** Largest single buffer in bytes. */
+  readonly maxBufferSize: number;
+  /** Traffic counters. */
+  readonly counters: GpuCounters = { dispatches: 0, submits: 0, readbacks: 0 };
+
+  #pipelines = new Map<string, GPUComputePipeline>();
+  #buffers = new Set<GPUBuffer>();
+  #bytesAllocated = 0;
+  #lost: DeviceLostError | undefined;
+  #ring: { buffer: GPUBuffer; staging: Uint8Array<ArrayBuffer>; used: number }[] = [];
+  #ringIndex = 0;
+  #destroyed = false;
+
+  private constructor(device: GPUDevice, adapter: GPUAdapter) {
+    this.device = device;
+    this.adapterName = adapter.info.description || adapter.info.vendor || "unknown adapter";
+    this.isFallbackAdapter = adapter.info.isFallbackAdapter ?? false;
+    this.hasF16 = device.features.has("shader-f16");
+    this.hasTimestamps = device.features.has("timestamp-query");
+    this.maxStorageBinding = device.limits.maxStorageBufferBindingSize;
+    this.maxBufferSize = device.limits.maxBufferSize;
+    device.lost.then((info) => {
+      if (!this.#destroyed) this.#lost = new DeviceLostError(info.reason ?? "unknown", info.message);
+    });
+  }
+
+  /**
+   * Acquires an adapter and a device with the adapter's maxima for buffer and storage-binding sizes,
+   * and `shader-f16` / `timestamp-query` when offered.
+   */
+  static async create(options: GpuOptions = {}): Promise<Gpu> {
+    const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    if (!gpu) {
+      throw new WebGpuUnavailableError(
+        "Cannot find WebGPU: navigator.gpu is undefined; use Deno 2.x (npx -y deno@2.9.6)",
+      );
+    }
+    const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference });
+    if (!adapter) {
+      const backend = Deno.env.get("DENO_WEBGPU_BACKEND");
+      throw new WebGpuUnavailableError(
+        `Cannot find a WebGPU adapter${backend ? ` for DENO_WEBGPU_BACKEND=${backend}` : ""}: ` +
+          "install a GPU driver, or Mesa (apt-get install -y mesa-vulkan-drivers libvulkan1) for a CPU adapter",
+      );
+    }
+    const wanted: GPUFeatureName[] = ["timestamp-query"];
+    if (!options.disableF16) wanted.push("shader-f16");
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+    const a = adapter.limits;
+    const requiredLimits: Record<string, number> = {
+      maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
+      maxBufferSize: a.maxBufferSize,
+      maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: a.maxComputeWorkgroupSizeX,
+      minStorageBufferOffsetAlignment: a.minStorageBufferOffsetAlignment,
+    };
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    return new Gpu(device, adapter);
+  }
+
+  /** Storage-buffer offset alignment (bytes) that slices passed to kernels must respect. */
+  get storageOffsetAlignment(): number {
+    return this.device.limits.minStorageBufferOffsetAlignment;
+  }
+
+  /** Bytes currently allocated in buffers created through this object. */
+  get bytesAllocated(): number {
+    return this.#bytesAllocated;
+  }
+
+  /** Throws the typed error if the device has been lost. */
+  checkAlive(): void {
+    if (this.#lost) throw this.#lost;
+  }
+
+  /**
+   * Returns the cached pipeline for `spec.key`, building it on first use inside validation and
+   * internal error scopes; a failure becomes a {@linkcode ShaderCompileError} naming `spec.file`.
+   */
+  async pipeline(spec: PipelineSpec): Promise<GPUComputePipeline> {
+    const cached = this.#pipelines.get(spec.key);
+    if (cached) return cached;
+    this.checkAlive();
+    dumpWgsl(spec);
+    const device = this.device;
+    device.pushErrorScope("internal");
+    device.pushErrorScope("validation");
+    const module = device.createShaderModule({ label: spec.file, code: spec.code });
+    let pipeline: GPUComputePipeline | undefined;
+    let thrown: unknown;
+    try {
+      pipeline = await device.createComputePipelineAsync({
+        label: spec.key,
+        layout: "auto",
+        compute: { module, entryPoint: spec.entryPoint ?? "main", constants: spec.constants },
+      });
+    } catch (e) {
+      thrown = e;
+    }
+    const validation = await device.popErrorScope();
+    const internal = await device.popErrorScope();
+    const err = validation ?? internal;
+    if (err || thrown || !pipeline) {
+      const msg = err?.message ?? (thrown instanceof Error ? thrown.message : String(thrown));
+      throw new ShaderCompileError(spec.file, spec.key, msg.trim());
+    }
+    this.#pipelines.set(spec.key, pipeline);
+    return pipeline;
+  }
+
+  /** The keys of every pipeline built so far (a readable inventory of compiled variants). */
+  pipelineKeys(): string[] {
+    return [...this.#pipelines.keys()];
+  }
+
+  /** Creates a tracked storage buffer (zero-filled). Size is rounded up to a multiple of 4. */
+  createBuffer(label: string, size: number, usage: number = STORAGE | COPY_SRC | COPY_DST): GPUBuffer {
+    this.checkAlive();
+    const bytes = Math.max(4, Math.ceil(size / 4) * 4);
+    if (bytes > this.maxBufferSize) {
+      throw new RangeError(
+        `Cannot allocate GPU buffer "${label}": ${bytes} bytes exceeds maxBufferSize ${this.maxBufferSize}`,
+      );
+    }
+    const buffer = this.device.createBuffer({ label, size: bytes, usage });
+    this.#buffers.add(buffer);
+    this.#bytesAllocated += bytes;
+    return buffer;
+  }
+
+  /** Creates a storage buffer holding `data` (padded to a multiple of 4 bytes). */
+  upload(label: string, data: ArrayBufferView, usage: number = STORAGE | COPY_SRC | COPY_DST): GPUBuffer {
+    const buffer = this.createBuffer(label, data.byteLength, usage);
+    this.write(buffer, 0, data);
+    return buffer;
+  }
+
+  /** Writes `data` into `buffer` at `offset` (queue-ordered with submits). Pads to 4 bytes. */
+  write(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    let bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    if (bytes.byteLength % 4 !== 0) {
+      const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+      padded.set(bytes);
+      bytes = padded;
+    }
+    this.device.queue.writeBuffer(buffer, offset, bytes);
+  }
+
+  /** Frees one buffer created by this object. */
+  free(buffer: GPUBuffer): void {
+    if (this.#buffers.delete(buffer)) {
+      this.#bytesAllocated -= buffer.size;
+      buffer.destroy();
+    }
+  }
+
+  /**
+   * Reserves a uniform slot for one dispatch and fills it with `values`. The bytes reach the GPU
+   * in one `writeBuffer` per ring chunk at {@linkcode Gpu.submit}; slots are reused after it.
+   */
+  uniform<F extends ParamFields>(struct: ParamStruct<F>, values: { [K in keyof F]: number }): GPUBufferBinding {
+    const bytes = new Uint8Array(struct.pack(values));
+    let chunk = this.#ring[this.#ringIndex];
+    if (!chunk || chunk.used + UNIFORM_SLOT > RING_CHUNK) {
+      if (chunk) this.#ringIndex++;
+      chunk = this.#ring[this.#ringIndex];
+      if (!chunk) {
+        chunk = {
+          buffer: this.createBuffer(`uniform ring ${this.#ringIndex}`, RING_CHUNK, UNIFORM | COPY_DST),
+          staging: new Uint8Array(RING_CHUNK),
+          used: 0,
+        };
+        this.#ring.push(chunk);
+      }
+    }
+    const offset = chunk.used;
+    chunk.staging.set(bytes, offset);
+    chunk.used += UNIFORM_SLOT;
+    return { buffer: chunk.buffer, offset, size: bytes.byteLength };
+  }
+
+  /**
+   * Encodes one dispatch in `pass`: a fresh bind group on group 0 with `bindings` at 0..n−1.
+   * `workgroups` may be a count (folded with {@linkcode grid}) or an explicit grid.
+   */
+  dispatch(
+    pass: GPUComputePassEncoder,
+    pipeline: GPUComputePipeline,
+    bindings: Binding[],
+    workgroups: number | [number, number, number],
+  ): void {
+    const entries = bindings.map((b, binding) => ({
+      binding,
+      resource: b instanceof GPUBuffer ? { buffer: b } : b,
+    }));
+    const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const [x, y, z] = typeof workgroups === "number" ? grid(workgroups) : workgroups;
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.counters.dispatches++;
+  }
+
+  /** Flushes the uniform ring and submits `encoder`'s commands. */
+  submit(encoder: GPUCommandEncoder): void {
+    this.checkAlive();
+    for (let i = 0; i <= this.#ringIndex && i < this.#ring.length; i++) {
+      const chunk = this.#ring[i];
+      if (chunk.used > 0) this.device.queue.writeBuffer(chunk.buffer, 0, chunk.staging, 0, chunk.used);
+      chunk.used = 0;
+    }
+    this.#ringIndex = 0;
+    this.device.queue.submit([encoder.finish()]);
+    this.counters.submits++;
+  }
+
+  /**
+   * Copies `size` bytes from `buffer` at `offset` to the CPU (one `mapAsync`: ≥ 10 ms in Deno, so
+   * keep these rare). Pending uniform writes are flushed with an empty submit first if needed.
+   */
+  async read(buffer: GPUBuffer, offset: number, size: number): Promise<ArrayBuffer> {
+    this.checkAlive();
+    const bytes = Math.ceil(size / 4) * 4;
+    const staging = this.device.createBuffer({ label: "readback", size: bytes, usage: MAP_READ | COPY_DST });
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, offset, staging, 0, bytes);
+    this.submit(encoder);
+    this.counters.readbacks++;
+    try {
+      await staging.mapAsync(1 /* GPUMapMode.READ */);
+    } catch (e) {
+      this.checkAlive();
+      throw e;
+    }
+    const out = staging.getMappedRange().slice(0, size);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  /** Destroys every buffer and the device. The object is unusable afterwards. */
+  destroy(): void {
+    this.#destroyed = true;
+    for (const b of this.#buffers) b.destroy();
+    this.#buffers.clear();
+    this.#bytesAllocated = 0;
+    this.#pipelines.clear();
+    this.device.destroy();
+  }
+}
+
+/** `THINKV_WGSL_DUMP=dir` writes every pipeline's expanded WGSL as `dir/<key>.wgsl`. */
+function dumpWgsl(spec: PipelineSpec): void {
+  let dir: string | undefined;
+  try {
+    dir = Deno.env.get("THINKV_WGSL_DUMP");
+  } catch {
+    return; // no --allow-env: dumping is opt-in anyway
+  }
+  if (!dir) return;
+  Deno.mkdirSync(dir, { recursive: true });
+  const name = spec.key.replace(/[^\w.-]+/g, "_");
+  Deno.writeTextFileSync(`${dir}/${name}.wgsl`, `// from ${spec.file}\n${spec.code}`);
+}

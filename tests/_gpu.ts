@@ -1,0 +1,59 @@
+/**
+ * Shared GPU test helpers: one {@linkcode Gpu} per test module, and `gpuTest` which skips cleanly
+ * when no adapter exists — unless THINKV_REQUIRE_GPU=1 (CI), where a missing adapter fails loudly.
+ */
+import { Gpu } from "../src/gpu/gpu.ts";
+
+const adapter = await navigator.gpu?.requestAdapter();
+if (!adapter && Deno.env.get("THINKV_REQUIRE_GPU") === "1") {
+  throw new Error(
+    `THINKV_REQUIRE_GPU=1 but no WebGPU adapter (DENO_WEBGPU_BACKEND=${Deno.env.get("DENO_WEBGPU_BACKEND")})`,
+  );
+}
+
+/** True when GPU tests must be skipped. */
+export const ignore: boolean = !adapter;
+
+let shared: Promise<Gpu> | undefined;
+
+/** The module's shared Gpu (created on first use). */
+export function getGpu(): Promise<Gpu> {
+  shared ??= Gpu.create();
+  return shared;
+}
+
+/** Registers a GPU test: skipped without an adapter; WebGPU handles are not leak-checked. */
+export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): void {
+  Deno.test({
+    name,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => fn(await getGpu()),
+  });
+}
+
+/** Deterministic pseudo-random numbers (mulberry32) in [-1, 1). */
+export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
+  }
+  return out;
+}
+
+/** Largest absolute difference between two arrays of equal length. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
+  }
+  return m;
+}
