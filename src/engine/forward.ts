@@ -1,0 +1,214 @@
+/**
+ * The LLaMA forward pass on the GPU, read top to bottom like llama2.c's `forward()`: one named GPU
+ * verb per step, all layers of one batch encoded into one compute pass, no awaits and no readbacks.
+ *
+ * A batch is `n` consecutive tokens at positions pos0 … pos0+n−1 (a prefill chunk, or n = 1 for
+ * decode). Activations are f32 rows `[n, width]` in the {@linkcode RunState} buffers.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/gpu.ts";
+import { ArgmaxKernel } from "../kernels/argmax.ts";
+import { type AttentionScratch, AttentionKernel } from "../kernels/attention.ts";
+import { ElementwiseKernel } from "../kernels/elementwise.ts";
+import { EmbeddingKernel } from "../kernels/embedding.ts";
+import { MatmulKernel } from "../kernels/matmul.ts";
+import { RmsNormKernel } from "../kernels/rmsnorm.ts";
+import { RopeKernel } from "../kernels/rope.ts";
+import type { FullKvCache } from "../kv/full_cache.ts";
+import type { LlamaConfig } from "../model/config.ts";
+import type { LlamaWeights } from "../model/weights.ts";
+
+/** Which logits a forward pass computes. */
+export type LogitRows = "none" | "last" | "all";
+
+/** The compiled kernels the forward pass uses. */
+export interface Kernels {
+  /** Token embedding lookup. */
+  embedding: EmbeddingKernel;
+  /** RMSNorm. */
+  rmsNorm: RmsNormKernel;
+  /** Matrix products for every weight type. */
+  matmul: MatmulKernel;
+  /** Rotary position embedding. */
+  rope: RopeKernel;
+  /** KV store and causal attention. */
+  attention: AttentionKernel;
+  /** SwiGLU and residual add. */
+  elementwise: ElementwiseKernel;
+  /** On-GPU argmax (greedy decoding). */
+  argmax: ArgmaxKernel;
+}
+
+/** Compiles every kernel the forward pass needs. */
+export async function createKernels(gpu: Gpu): Promise<Kernels> {
+  const [embedding, rmsNorm, matmul, rope, attention, elementwise, argmax] = await Promise.all([
+    EmbeddingKernel.create(gpu),
+    RmsNormKernel.create(gpu),
+    MatmulKernel.create(gpu),
+    RopeKernel.create(gpu),
+    AttentionKernel.create(gpu),
+    ElementwiseKernel.create(gpu),
+    ArgmaxKernel.create(gpu),
+  ]);
+  return { embedding, rmsNorm, matmul, rope, attention, elementwise, argmax };
+}
+
+/**
+ * Activation buffers for batches of up to `maxBatch` tokens. `ids` has one extra slot,
+ * {@linkcode RunState.nextSlot}, where argmax (or the CPU sampler) leaves the next token for decode.
+ */
+export class RunState {
+  /** Largest batch the buffers hold. */
+  readonly maxBatch: number;
+  /** Token ids, u32 `[maxBatch + 1]`; slot `maxBatch` holds the next decode token. */
+  readonly ids: GPUBuffer;
+  /** Residual stream `[maxBatch, dim]`. */
+  readonly x: GPUBuffer;
+  /** Normalised input of the current sub-block `[maxBatch, dim]`. */
+  readonly xb: GPUBuffer;
+  /** Sub-block output before the residual add `[maxBatch, dim]`. */
+  readonly xb2: GPUBuffer;
+  /** Queries `[maxBatch, nHeads·headDim]`. */
+  readonly q: GPUBuffer;
+  /** New keys `[maxBatch, nKvHeads·headDim]`. */
+  readonly k: GPUBuffer;
+  /** New values `[maxBatch, nKvHeads·headDim]`. */
+  readonly v: GPUBuffer;
+  /** Attention output `[maxBatch, nHeads·headDim]`. */
+  readonly att: GPUBuffer;
+  /** FFN gate, then SwiGLU output `[maxBatch, ffnDim]`. */
+  readonly hb: GPUBuffer;
+  /** FFN up `[maxBatch, ffnDim]`. */
+  readonly hb2: GPUBuffer;
+  /** SwiGLU output `[maxBatch, ffnDim]`. */
+  readonly hb3: GPUBuffer;
+  /** Attention split-K partials for `maxBatch` queries over the whole context. */
+  readonly scratch: AttentionScratch;
+  /** Logits `[logitRows, vocab]`; grows on demand for teacher-forced evaluation. */
+  logits: GPUBuffer;
+  /** Rows `logits` holds. */
+  logitRows = 1;
+  readonly #gpu: Gpu;
+  readonly #vocab: number;
+
+  /** Allocates the buffers. */
+  constructor(gpu: Gpu, c: LlamaConfig, kernels: Kernels, maxBatch: number, capacity: number) {
+    this.#gpu = gpu;
+    this.#vocab = c.vocabSize;
+    this.maxBatch = maxBatch;
+    const f32 = (label: string, width: number) => gpu.createBuffer(`state: ${label}`, maxBatch * width * 4);
+    this.ids = gpu.createBuffer("state: ids", (maxBatch + 1) * 4);
+    this.x = f32("x", c.dim);
+    this.xb = f32("xb", c.dim);
+    this.xb2 = f32("xb2", c.dim);
+    this.q = f32("q", c.nHeads * c.headDim);
+    this.k = f32("k", c.nKvHeads * c.headDim);
+    this.v = f32("v", c.nKvHeads * c.headDim);
+    this.att = f32("att", c.nHeads * c.headDim);
+    this.hb = f32("hb", c.ffnDim);
+    this.hb2 = f32("hb2", c.ffnDim);
+    this.hb3 = f32("hb3", c.ffnDim);
+    this.scratch = kernels.attention.createScratch({
+      nTokens: maxBatch,
+      nHeads: c.nHeads,
+      headDim: c.headDim,
+      context: capacity,
+    });
+    this.logits = gpu.createBuffer("state: logits", c.vocabSize * 4);
+  }
+
+  /** The u32 slot of `ids` that holds the next decode token. */
+  get nextSlot(): number {
+    return this.maxBatch;
+  }
+
+  /** Makes `logits` hold at least `rows` rows. */
+  ensureLogitRows(rows: number): void {
+    if (rows <= this.logitRows) return;
+    this.#gpu.free(this.logits);
+    this.logits = this.#gpu.createBuffer("state: logits", rows * this.#vocab * 4);
+    this.logitRows = rows;
+  }
+}
+
+/** Where a batch's token ids come from: slots of `RunState.ids`. */
+export interface BatchInput {
+  /** Tokens in the batch. */
+  n: number;
+  /** Absolute position of the first token. */
+  pos0: number;
+  /** First u32 slot of `state.ids` holding the batch's ids (0 for prefill, `nextSlot` for decode). */
+  idsSlot: number;
+  /** Which logits to compute (row 0 = last token for "last"; row t = token t for "all"). */
+  logits: LogitRows;
+}
+
+/**
+ * Encodes the forward pass of one batch through every layer.
+ *
+ * @example
+ * ```ts ignore
+ * const pass = encoder.beginComputePass();
+ * encodeForward(pass, model, { n: 5, pos0: 0, idsSlot: 0, logits: "last" });
+ * pass.end();
+ * ```
+ */
+export function encodeForward(
+  pass: GPUComputePassEncoder,
+  m: { config: LlamaConfig; weights: LlamaWeights; kernels: Kernels; state: RunState; cache: FullKvCache },
+  batch: BatchInput,
+): void {
+  const { config: c, weights: w, kernels: k, state: s, cache } = m;
+  const { n, pos0 } = batch;
+  const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, capacity: cache.capacity };
+  const rope = { nTokens: n, headDim: c.headDim, ropeDim: c.ropeDim, pos0, freqBase: c.ropeBase };
+
+  // x = token_embd[ids]
+  k.embedding.encode(pass, s.x, s.ids, batch.idsSlot, n, w.tokenEmbd);
+  for (let l = 0; l < c.nLayers; l++) {
+    const lw = w.layers[l];
+    // attention: norm -> q, k, v -> rope -> cache write -> causal attention -> output projection -> residual
+    k.rmsNorm.encode(pass, { x: s.x, w: lw.attnNorm, out: s.xb, rows: n, cols: c.dim, eps: c.normEps });
+    k.matmul.encode(pass, s.q, s.xb, lw.wq, n);
+    k.matmul.encode(pass, s.k, s.xb, lw.wk, n);
+    k.matmul.encode(pass, s.v, s.xb, lw.wv, n);
+    k.rope.encode(pass, { x: s.q, nHeads: c.nHeads, freqFactors: w.ropeFreqs, ...rope });
+    k.rope.encode(pass, { x: s.k, nHeads: c.nKvHeads, freqFactors: w.ropeFreqs, ...rope });
+    k.attention.storeKv(pass, {
+      k: s.k,
+      v: s.v,
+      kCache: cache.keys[l],
+      vCache: cache.values[l],
+      nTokens: n,
+      pos0,
+      ...shape,
+    });
+    k.attention.encode(pass, {
+      q: s.q,
+      kCache: cache.keys[l],
+      vCache: cache.values[l],
+      out: s.att,
+      scratch: s.scratch,
+      nTokens: n,
+      pos0,
+      ...shape,
+    });
+    k.matmul.encode(pass, s.xb2, s.att, lw.wo, n);
+    k.elementwise.add(pass, { x: s.x, y: s.xb2, rows: n, cols: c.dim });
+    // ffn: norm -> gate, up -> swiglu -> down -> residual
+    k.rmsNorm.encode(pass, { x: s.x, w: lw.ffnNorm, out: s.xb, rows: n, cols: c.dim, eps: c.normEps });
+    k.matmul.encode(pass, s.hb, s.xb, lw.wGate, n);
+    k.matmul.encode(pass, s.hb2, s.xb, lw.wUp, n);
+    k.elementwise.swiglu(pass, { gate: s.hb, up: s.hb2, out: s.hb3, rows: n, cols: c.ffnDim });
+    k.matmul.encode(pass, s.xb2, s.hb3, lw.wDown, n);
+    k.elementwise.add(pass, { x: s.x, y: s.xb2, rows: n, cols: c.dim });
+  }
+  if (batch.logits === "none") return;
+  // logits: final norm of the rows we need -> LM head
+  const rows = batch.logits === "all" ? n : 1;
+  const xOffset = batch.logits === "all" ? 0 : (n - 1) * c.dim;
+  k.rmsNorm.encode(pass, { x: s.x, w: w.outputNorm, out: s.xb, rows, cols: c.dim, eps: c.normEps, xOffset });
+  k.matmul.encode(pass, s.logits, s.xb, w.output, rows);
+}

@@ -1,0 +1,174 @@
+/**
+ * Text generation: tokenize, prefill in batches, then decode one token per step with exactly one
+ * readback per token (the id for greedy decoding, the logits row when sampling on the CPU).
+ * Text is streamed as valid UTF-8 and held back while it could still become a stop sequence.
+ *
+ * @module
+ */
+
+import type { Model } from "./model/model.ts";
+import { Rng, sampleToken, type SamplingOptions, validateSampling } from "./sampling.ts";
+
+/** Options for {@linkcode Model.generate}. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate; default 128. */
+  maxTokens?: number;
+  /** Stop sequences: generation ends before the first occurrence of any (not included in the output). */
+  stop?: string[];
+  /** Stop at the end-of-sequence token; default true. */
+  stopAtEos?: boolean;
+}
+
+/** Why generation ended. */
+export type StopReason = "eos" | "length" | "stop" | "context";
+
+/** What a finished generation reports. */
+export interface GenerationStats {
+  /** Prompt tokens (BOS included). */
+  promptTokens: number;
+  /** Tokens generated (the EOS that ended generation is not counted). */
+  generatedTokens: number;
+  /** Prefill time, ms (until the first generated token was known). */
+  prefillMs: number;
+  /** Decode time after the first token, ms. */
+  decodeMs: number;
+  /** Prompt tokens per second of prefill. */
+  prefillTokensPerSecond: number;
+  /** Generated tokens per second of decode (after the first token). */
+  decodeTokensPerSecond: number;
+  /** Bytes allocated for the KV cache. */
+  kvCacheBytes: number;
+  /** Why generation ended. */
+  stopReason: StopReason;
+  /** The generated token ids. */
+  tokens: number[];
+}
+
+/**
+ * The generation loop behind {@linkcode Model.generate}.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadModel } from "./model/model.ts";
+ * const model = await loadModel("../shared/models/stories260K.gguf");
+ * const it = model.generate("Once upon a time", { maxTokens: 20, temperature: 0 });
+ * let r = await it.next();
+ * for (; !r.done; r = await it.next()) Deno.stdout.writeSync(new TextEncoder().encode(r.value));
+ * console.log(r.value.decodeTokensPerSecond);
+ * ```
+ */
+export async function* generate(
+  model: Model,
+  prompt: string | number[],
+  options: GenerateOptions = {},
+): AsyncGenerator<string, GenerationStats> {
+  validateSampling(options);
+  const maxTokens = options.maxTokens ?? 128;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) {
+    throw new RangeError(`Cannot generate: maxTokens must be an integer >= 0: current value is ${maxTokens}`);
+  }
+  const tok = model.tokenizer;
+  const ids = typeof prompt === "string" ? tok.encode(prompt) : [...prompt];
+  if (ids.length === 0) throw new RangeError("Cannot generate: the prompt is empty (and the model adds no BOS)");
+  if (ids.length > model.contextLength) {
+    throw new RangeError(
+      `Cannot generate: the prompt has ${ids.length} tokens but the context holds ${model.contextLength}; ` +
+        "shorten the prompt or raise the context length (--ctx)",
+    );
+  }
+  const temperature = options.temperature ?? 0.8;
+  const greedy = temperature === 0;
+  const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+  const stops = (options.stop ?? []).filter((s) => s.length > 0);
+  const stopAtEos = options.stopAtEos ?? true;
+  const stream = tok.streamDecoder();
+  const tokens: number[] = [];
+  let stopReason: StopReason = "length";
+  let pending = ""; // text held back because it could be the start of a stop sequence
+
+  const t0 = performance.now();
+  let tFirst = t0;
+  const next = async (): Promise<number> => {
+    if (greedy) return await model.readNextToken();
+    const id = sampleToken(await model.readLogits(), { ...options, temperature }, rng);
+    model.setNextToken(id);
+    return id;
+  };
+
+  if (maxTokens > 0) {
+    model.prefill(ids, 0, { logits: "last", greedy });
+    let id = await next();
+    tFirst = performance.now();
+    let pos = ids.length;
+    while (true) {
+      if (stopAtEos && id === tok.eos) {
+        stopReason = "eos";
+        break;
+      }
+      tokens.push(id);
+      pending += stream.push(id);
+      const cut = findStop(pending, stops);
+      if (cut >= 0) {
+        if (cut > 0) yield pending.slice(0, cut);
+        pending = "";
+        stopReason = "stop";
+        break;
+      }
+      const hold = stopPrefixLength(pending, stops);
+      if (pending.length > hold) {
+        yield pending.slice(0, pending.length - hold);
+        pending = pending.slice(pending.length - hold);
+      }
+      if (tokens.length >= maxTokens) break;
+      if (pos >= model.contextLength) {
+        stopReason = "context";
+        break;
+      }
+      model.decodeStep(pos, greedy);
+      pos++;
+      id = await next();
+    }
+  }
+  const rest = stopReason === "stop" ? "" : pending + stream.flush();
+  if (rest) yield rest;
+  const tEnd = performance.now();
+  const prefillMs = tFirst - t0;
+  const decodeMs = tEnd - tFirst;
+  const stats: GenerationStats = {
+    promptTokens: ids.length,
+    generatedTokens: tokens.length,
+    prefillMs,
+    decodeMs,
+    prefillTokensPerSecond: prefillMs > 0 ? ids.length / (prefillMs / 1000) : 0,
+    decodeTokensPerSecond: decodeMs > 0 && tokens.length > 1 ? (tokens.length - 1) / (decodeMs / 1000) : 0,
+    kvCacheBytes: model.kvStats().bytes,
+    stopReason,
+    tokens,
+  };
+  model.lastStats = stats;
+  return stats;
+}
+
+/** Index of the earliest stop sequence in `text`, or −1. */
+function findStop(text: string, stops: string[]): number {
+  let best = -1;
+  for (const s of stops) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}
+
+/** Length of the longest suffix of `text` that is a proper prefix of some stop sequence. */
+function stopPrefixLength(text: string, stops: string[]): number {
+  let best = 0;
+  for (const s of stops) {
+    for (let n = Math.min(s.length - 1, text.length); n > best; n--) {
+      if (text.endsWith(s.slice(0, n))) {
+        best = n;
+        break;
+      }
+    }
+  }
+  return best;
+}

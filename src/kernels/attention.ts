@@ -1,0 +1,361 @@
+/**
+ * KV-cache write and causal grouped-query attention on the GPU (`wgsl/attention.wgsl`).
+ *
+ * Attention is split-K ("flash-decoding"), one kernel family for prefill and decode: pass 1 gives one
+ * invocation to each (token, key chunk of `chunk` positions, head) and writes the chunk's max logit,
+ * Σexp and unnormalised Σp·v into a scratch; pass 2 merges the chunks per (token, head, 4 channels).
+ * No invocation walks the whole context, because llvmpipe silently stops an invocation after 65535
+ * loop iterations; {@linkcode AttentionKernel.encode} checks the per-invocation trip counts.
+ *
+ * @module
+ */
+
+import type { Binding, Gpu } from "../gpu/gpu.ts";
+import { params } from "../gpu/params.ts";
+import { expandWgsl } from "../gpu/wgsl.ts";
+import source from "../../wgsl/attention.wgsl" with { type: "text" };
+
+const FILE = "attention.wgsl";
+const WG = 64;
+const MAX_HEAD_DIM = 256; // MAX_VEC4 · 4 in the shader
+/** llvmpipe stops an invocation after 65535 loop iterations; stay well below. */
+const MAX_TRIPS = 60000;
+
+// Uniform struct of `kv_store` (binding 0).
+const KvStoreParams = params("KvStoreParams", {
+  nTokens: "u32",
+  nKvHeads: "u32",
+  headDim: "u32",
+  capacity: "u32",
+  pos0: "u32",
+  kOffset: "u32",
+  kStride: "u32",
+  vOffset: "u32",
+  vStride: "u32",
+  kCacheOffset: "u32",
+  vCacheOffset: "u32",
+});
+
+// Uniform struct of `attend_chunks` and `reduce_chunks` (binding 0).
+const AttnParams = params("AttnParams", {
+  nTokens: "u32",
+  nHeads: "u32",
+  nKvHeads: "u32",
+  headDim: "u32",
+  pos0: "u32",
+  capacity: "u32",
+  nChunks: "u32",
+  qOffset: "u32",
+  qStride: "u32",
+  kOffset: "u32",
+  vOffset: "u32",
+  outOffset: "u32",
+  outStride: "u32",
+  scale: "f32",
+});
+
+/** Options for {@linkcode AttentionKernel.create}. */
+export interface AttentionOptions {
+  /** Key positions per pass-1 invocation (the `CHUNK` override); default 128. */
+  chunk?: number;
+}
+
+/** Arguments of {@linkcode AttentionKernel.storeKv}; offsets and strides in f32 elements, multiples of 4. */
+export interface KvStoreArgs {
+  /** New key rows `[nTokens, kStride]`, KV head h at columns h·headDim (read). */
+  k: Binding;
+  /** New value rows `[nTokens, vStride]` (read). */
+  v: Binding;
+  /** Key cache `[nKvHeads, capacity, headDim]` from `kCacheOffset` (written). */
+  kCache: Binding;
+  /** Value cache `[nKvHeads, capacity, headDim]` from `vCacheOffset` (written). */
+  vCache: Binding;
+  /** Rows to store. */
+  nTokens: number;
+  /** KV heads. */
+  nKvHeads: number;
+  /** Channels per head (multiple of 4). */
+  headDim: number;
+  /** Positions per head in the caches. */
+  capacity: number;
+  /** Cache position of row 0; rows land at pos0 … pos0 + nTokens − 1. */
+  pos0: number;
+  /** Element offset of row 0 in `k`. */
+  kOffset?: number;
+  /** Elements between k rows; default `nKvHeads · headDim`. */
+  kStride?: number;
+  /** Element offset of row 0 in `v`. */
+  vOffset?: number;
+  /** Elements between v rows; default `nKvHeads · headDim`. */
+  vStride?: number;
+  /** Element offset of this layer's key cache in `kCache`. */
+  kCacheOffset?: number;
+  /** Element offset of this layer's value cache in `vCache`. */
+  vCacheOffset?: number;
+}
+
+/** Scratch for the chunk partials, from {@linkcode AttentionKernel.createScratch}. */
+export interface AttentionScratch {
+  /** Unnormalised Σp·v per (token, chunk, head): `[slots, headDim]` f32. */
+  acc: GPUBuffer;
+  /** (max logit, Σexp) per (token, chunk, head): `[slots, 2]` f32. */
+  ml: GPUBuffer;
+}
+
+/** The largest call a scratch must serve (see {@linkcode AttentionKernel.scratchSlots}). */
+export interface AttentionScratchShape {
+  /** Query rows per call. */
+  nTokens: number;
+  /** Query heads. */
+  nHeads: number;
+  /** Channels per head. */
+  headDim: number;
+  /** Largest `pos0 + nTokens` (the context the last query sees). */
+  context: number;
+}
+
+/** Arguments of {@linkcode AttentionKernel.encode}; offsets and strides in f32 elements, multiples of 4. */
+export interface AttentionArgs {
+  /** Queries `[nTokens, qStride]`, head h at columns h·headDim (read). */
+  q: Binding;
+  /** Key cache `[nKvHeads, capacity, headDim]` from `kOffset` (read). */
+  kCache: Binding;
+  /** Value cache `[nKvHeads, capacity, headDim]` from `vOffset` (read). */
+  vCache: Binding;
+  /** Output `[nTokens, outStride]` (written; must not alias the others). */
+  out: Binding;
+  /** Chunk partials, large enough for this call. */
+  scratch: AttentionScratch;
+  /** Query rows; row t sits at absolute position pos0 + t and attends cache positions 0 … pos0 + t. */
+  nTokens: number;
+  /** Query heads. */
+  nHeads: number;
+  /** KV heads (divides nHeads); query head h reads KV head h / (nHeads / nKvHeads). */
+  nKvHeads: number;
+  /** Channels per head (multiple of 4, ≤ 256). */
+  headDim: number;
+  /** Positions per head in the caches. */
+  capacity: number;
+  /** Absolute position of query row 0 (the cache already holds positions 0 … pos0 + nTokens − 1). */
+  pos0: number;
+  /** Element offset of row 0 in `q`. */
+  qOffset?: number;
+  /** Elements between q rows; default `nHeads · headDim`. */
+  qStride?: number;
+  /** Element offset of this layer's key cache. */
+  kOffset?: number;
+  /** Element offset of this layer's value cache. */
+  vOffset?: number;
+  /** Element offset of row 0 in `out`. */
+  outOffset?: number;
+  /** Elements between out rows; default `nHeads · headDim`. */
+  outStride?: number;
+  /** Logit scale; default `1/√headDim`. */
+  scale?: number;
+}
+
+function requireVec4(what: string, values: Record<string, number>): void {
+  for (const [name, v] of Object.entries(values)) {
+    if (v % 4 !== 0) {
+      throw new RangeError(
+        `Cannot encode ${what}: ${name} must be a multiple of 4 (rows are read as vec4): current value is ${v}`,
+      );
+    }
+  }
+}
+
+/**
+ * KV-cache write ({@linkcode AttentionKernel.storeKv}) and split-K causal GQA attention
+ * ({@linkcode AttentionKernel.encode}).
+ *
+ * @example
+ * ```ts ignore
+ * import { Gpu } from "../gpu/gpu.ts";
+ * import { AttentionKernel } from "./attention.ts";
+ * const gpu = await Gpu.create();
+ * const attn = await AttentionKernel.create(gpu);
+ * const shape = { nTokens: 1, nHeads: 2, nKvHeads: 1, headDim: 4, capacity: 16, pos0: 0 };
+ * const q = gpu.upload("q", new Float32Array(8).fill(1)), kv = gpu.upload("kv", new Float32Array(4).fill(1));
+ * const kCache = gpu.createBuffer("kc", 16 * 16), vCache = gpu.createBuffer("vc", 16 * 16), out = gpu.createBuffer("o", 32);
+ * const scratch = attn.createScratch({ nTokens: 1, nHeads: 2, headDim: 4, context: 16 });
+ * const enc = gpu.device.createCommandEncoder();
+ * const pass = enc.beginComputePass();
+ * attn.storeKv(pass, { k: kv, v: kv, kCache, vCache, ...shape });
+ * attn.encode(pass, { q, kCache, vCache, out, scratch, ...shape });
+ * pass.end();
+ * gpu.submit(enc);
+ * console.log(new Float32Array(await gpu.read(out, 0, 32))); // all ones
+ * ```
+ */
+export class AttentionKernel {
+  /** Key positions per pass-1 invocation. */
+  readonly chunk: number;
+  readonly #gpu: Gpu;
+  readonly #store: GPUComputePipeline;
+  readonly #attend: GPUComputePipeline;
+  readonly #reduce: GPUComputePipeline;
+
+  private constructor(
+    gpu: Gpu,
+    chunk: number,
+    store: GPUComputePipeline,
+    attend: GPUComputePipeline,
+    reduce: GPUComputePipeline,
+  ) {
+    this.#gpu = gpu;
+    this.chunk = chunk;
+    this.#store = store;
+    this.#attend = attend;
+    this.#reduce = reduce;
+  }
+
+  /** Compiles (or fetches from the cache) the three pipelines. */
+  static async create(gpu: Gpu, options: AttentionOptions = {}): Promise<AttentionKernel> {
+    const chunk = options.chunk ?? 128;
+    if (!Number.isInteger(chunk) || chunk < 1) {
+      throw new RangeError(
+        `Cannot create attention kernel: chunk must be a positive integer: current value is ${chunk}`,
+      );
+    }
+    const code = expandWgsl(FILE, { [FILE]: source }, {
+      KV_PARAMS: KvStoreParams.wgsl(),
+      ATTN_PARAMS: AttnParams.wgsl(),
+    });
+    const build = (entryPoint: string, key: string, constants: Record<string, number>) =>
+      gpu.pipeline({ key, file: FILE, code, entryPoint, constants });
+    const [store, attend, reduce] = await Promise.all([
+      build("kv_store", `kv_store:wg${WG}`, { WG }),
+      build("attend_chunks", `attention:chunks:c${chunk}:wg${WG}`, { WG, CHUNK: chunk }),
+      build("reduce_chunks", `attention:reduce:c${chunk}:wg${WG}`, { WG, CHUNK: chunk }),
+    ]);
+    return new AttentionKernel(gpu, chunk, store, attend, reduce);
+  }
+
+  /** Key chunks a call with context `pos0 + nTokens` uses (the partials' chunk stride). */
+  chunks(context: number): number {
+    return Math.ceil(context / this.chunk);
+  }
+
+  /** Partial slots (token, chunk, head) a call needs; the scratch holds `slots · headDim` + `slots · 2` f32. */
+  scratchSlots(shape: { nTokens: number; nHeads: number; context: number }): number {
+    return shape.nTokens * this.chunks(shape.context) * shape.nHeads;
+  }
+
+  /**
+   * Allocates a scratch for calls up to `shape`. Throws a RangeError when the partials would exceed
+   * the largest storage binding (split the prefill into smaller batches of tokens).
+   */
+  createScratch(shape: AttentionScratchShape): AttentionScratch {
+    const slots = this.scratchSlots(shape);
+    const accBytes = slots * shape.headDim * 4;
+    if (accBytes > this.#gpu.maxStorageBinding) {
+      throw new RangeError(
+        `Cannot allocate attention scratch: ${accBytes} bytes exceed the storage binding limit ${this.#gpu.maxStorageBinding}: ` +
+          `use fewer tokens per call than ${shape.nTokens}`,
+      );
+    }
+    return {
+      acc: this.#gpu.createBuffer("attention partials: acc", accBytes),
+      ml: this.#gpu.createBuffer("attention partials: max, sum", slots * 8),
+    };
+  }
+
+  /** Encodes the copy of k and v rows into the caches at positions pos0 … pos0 + nTokens − 1. */
+  storeKv(pass: GPUComputePassEncoder, a: KvStoreArgs): void {
+    const rowWidth = a.nKvHeads * a.headDim;
+    const v = {
+      headDim: a.headDim,
+      kOffset: a.kOffset ?? 0,
+      kStride: a.kStride ?? rowWidth,
+      vOffset: a.vOffset ?? 0,
+      vStride: a.vStride ?? rowWidth,
+      kCacheOffset: a.kCacheOffset ?? 0,
+      vCacheOffset: a.vCacheOffset ?? 0,
+    };
+    requireVec4("kv store", v);
+    if (a.pos0 + a.nTokens > a.capacity) {
+      throw new RangeError(
+        `Cannot store KV rows: positions ${a.pos0}…${
+          a.pos0 + a.nTokens - 1
+        } exceed the cache capacity ${a.capacity}`,
+      );
+    }
+    const u = this.#gpu.uniform(KvStoreParams, {
+      nTokens: a.nTokens,
+      nKvHeads: a.nKvHeads,
+      capacity: a.capacity,
+      pos0: a.pos0,
+      ...v,
+    });
+    const invocations = a.nTokens * a.nKvHeads * (a.headDim / 4);
+    this.#gpu.dispatch(pass, this.#store, [u, a.k, a.v, a.kCache, a.vCache], Math.ceil(invocations / WG));
+  }
+
+  /** Encodes both attention passes: `out = softmax(q·kᵀ·scale, causal) · v` for every (token, head). */
+  encode(pass: GPUComputePassEncoder, a: AttentionArgs): void {
+    const { nTokens, nHeads, nKvHeads, headDim, pos0 } = a;
+    const width = nHeads * headDim;
+    const v = {
+      headDim,
+      qOffset: a.qOffset ?? 0,
+      qStride: a.qStride ?? width,
+      kOffset: a.kOffset ?? 0,
+      vOffset: a.vOffset ?? 0,
+      outOffset: a.outOffset ?? 0,
+      outStride: a.outStride ?? width,
+    };
+    requireVec4("attention", v);
+    if (headDim > MAX_HEAD_DIM || headDim < 4) {
+      throw new RangeError(
+        `Cannot encode attention: headDim must be in [4, ${MAX_HEAD_DIM}]: current value is ${headDim}`,
+      );
+    }
+    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) {
+      throw new RangeError(
+        `Cannot encode attention: nKvHeads must divide nHeads ${nHeads}: current value is ${nKvHeads}`,
+      );
+    }
+    const context = pos0 + nTokens;
+    if (context > a.capacity) {
+      throw new RangeError(
+        `Cannot encode attention: context ${context} exceeds the cache capacity ${a.capacity}`,
+      );
+    }
+    const nChunks = this.chunks(context);
+    const tripsAttend = headDim / 2 + this.chunk * (headDim / 2 + 1);
+    const tripsReduce = 2 * nChunks;
+    if (tripsAttend >= MAX_TRIPS || tripsReduce >= MAX_TRIPS) {
+      throw new RangeError(
+        `Cannot encode attention: ${
+          Math.max(tripsAttend, tripsReduce)
+        } loop trips per invocation would exceed ` +
+          `llvmpipe's limit (chunk ${this.chunk}, headDim ${headDim}, context ${context})`,
+      );
+    }
+    const slots = nTokens * nChunks * nHeads;
+    if (slots * headDim * 4 > a.scratch.acc.size || slots * 8 > a.scratch.ml.size) {
+      throw new RangeError(
+        `Cannot encode attention: the scratch holds fewer than the ${slots} partial slots this call needs`,
+      );
+    }
+    const u = this.#gpu.uniform(AttnParams, {
+      nTokens,
+      nHeads,
+      nKvHeads,
+      pos0,
+      capacity: a.capacity,
+      nChunks,
+      scale: a.scale ?? 1 / Math.sqrt(headDim),
+      ...v,
+    });
+    const gpu = this.#gpu;
+    gpu.dispatch(
+      pass,
+      this.#attend,
+      [u, a.q, a.kCache, a.vCache, a.scratch.acc, a.scratch.ml],
+      Math.ceil(slots / WG),
+    );
+    const outInvocations = nTokens * nHeads * (headDim / 4);
+    gpu.dispatch(pass, this.#reduce, [u, a.scratch.acc, a.scratch.ml, a.out], Math.ceil(outInvocations / WG));
+  }
+}

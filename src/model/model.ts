@@ -1,0 +1,276 @@
+/**
+ * `loadModel()` and the {@linkcode Model}: weights, kernels, run state and KV cache on one GPU, plus
+ * the tokenizer. Generation lives in `../generate.ts`; this module holds the GPU-facing steps.
+ *
+ * @module
+ */
+
+import { createKernels, encodeForward, type Kernels, type LogitRows, RunState } from "../engine/forward.ts";
+import { Gpu } from "../gpu/gpu.ts";
+import { FullKvCache, type KvLayerBytes } from "../kv/full_cache.ts";
+import { type Tokenizer, tokenizerFromGguf } from "../tokenizer/tokenizer.ts";
+import { type LlamaConfig, readLlamaConfig } from "./config.ts";
+import { GgufFile } from "./gguf.ts";
+import { type LlamaWeights, type UploadProgress, uploadLlamaWeights } from "./weights.ts";
+import { generate, type GenerateOptions, type GenerationStats } from "../generate.ts";
+
+/** Options for {@linkcode loadModel}. */
+export interface LoadOptions {
+  /** KV-cache capacity in tokens; default min(model context length, 4096). */
+  contextLength?: number;
+  /** Prompt tokens per prefill batch; default 64. */
+  batchSize?: number;
+  /** An existing {@linkcode Gpu} to share; by default the model creates (and disposes) its own. */
+  gpu?: Gpu;
+  /** Do not use `shader-f16` even when available. */
+  disableF16?: boolean;
+  /** Called while weights upload: bytes done, bytes total. */
+  onProgress?: UploadProgress;
+}
+
+/** KV-cache memory report: bytes actually allocated, and what an uncompressed f32 cache would take. */
+export interface KvStats {
+  /** Positions the cache holds. */
+  capacity: number;
+  /** Bytes allocated for keys and values, all layers. */
+  bytes: number;
+  /** Bytes an uncompressed cache of the same capacity takes. */
+  fullBytes: number;
+  /** Per layer. */
+  layers: KvLayerBytes[];
+}
+
+/**
+ * Loads a GGUF LLaMA model onto the GPU.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadModel } from "./model.ts";
+ * const model = await loadModel("../shared/models/stories260K.gguf");
+ * const it = model.generate("Once upon a time", { maxTokens: 32, temperature: 0 });
+ * for (let r = await it.next(); !r.done; r = await it.next()) console.log(r.value);
+ * model.dispose();
+ * ```
+ */
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+  const file = await GgufFile.open(path);
+  try {
+    const config = readLlamaConfig(file);
+    const tokenizer = tokenizerFromGguf(file.metadata);
+    const capacity = options.contextLength ?? Math.min(config.contextLength, 4096);
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`Cannot load model: contextLength must be a positive integer: current value is ${capacity}`);
+    }
+    const gpu = options.gpu ?? await Gpu.create({ disableF16: options.disableF16 });
+    try {
+      const weights = await uploadLlamaWeights(gpu, file, config, options.onProgress);
+      const kernels = await createKernels(gpu);
+      const batch = Math.max(1, Math.min(options.batchSize ?? 64, capacity));
+      const cache = new FullKvCache(gpu, config, capacity);
+      const state = new RunState(gpu, config, kernels, batch, capacity);
+      return new Model({ gpu, ownsGpu: !options.gpu, config, tokenizer, weights, kernels, cache, state });
+    } catch (e) {
+      if (!options.gpu) gpu.destroy();
+      throw e;
+    }
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * A loaded model. Create with {@linkcode loadModel}; call {@linkcode Model.dispose} when done.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadModel } from "./model.ts";
+ * const model = await loadModel("../shared/models/stories260K.gguf", { contextLength: 256 });
+ * const logits = await model.evaluate(model.tokenizer.encode("Once upon a time"));
+ * console.log(logits.length, model.kvStats().bytes);
+ * model.dispose();
+ * ```
+ */
+export class Model {
+  /** The device owner (shared or private). */
+  readonly gpu: Gpu;
+  /** Hyperparameters. */
+  readonly config: LlamaConfig;
+  /** The model's tokenizer. */
+  readonly tokenizer: Tokenizer;
+  /** Weights on the GPU. */
+  readonly weights: LlamaWeights;
+  /** Compiled kernels. */
+  readonly kernels: Kernels;
+  /** The KV cache. */
+  readonly cache: FullKvCache;
+  /** Activation buffers. */
+  readonly state: RunState;
+  /** Statistics of the last finished generation. */
+  lastStats: GenerationStats | undefined;
+  readonly #ownsGpu: boolean;
+  #disposed = false;
+
+  /** Use {@linkcode loadModel}. */
+  constructor(parts: {
+    gpu: Gpu;
+    ownsGpu: boolean;
+    config: LlamaConfig;
+    tokenizer: Tokenizer;
+    weights: LlamaWeights;
+    kernels: Kernels;
+    cache: FullKvCache;
+    state: RunState;
+  }) {
+    this.gpu = parts.gpu;
+    this.#ownsGpu = parts.ownsGpu;
+    this.config = parts.config;
+    this.tokenizer = parts.tokenizer;
+    this.weights = parts.weights;
+    this.kernels = parts.kernels;
+    this.cache = parts.cache;
+    this.state = parts.state;
+  }
+
+  /** KV-cache capacity in tokens. */
+  get contextLength(): number {
+    return this.cache.capacity;
+  }
+
+  /**
+   * Generates text after `prompt` (a string, tokenized with BOS, or token ids). Yields text chunks
+   * (valid UTF-8 only) and returns the {@linkcode GenerationStats}.
+   */
+  generate(prompt: string | number[], options: GenerateOptions = {}): AsyncGenerator<string, GenerationStats> {
+    this.#checkAlive();
+    return generate(this, prompt, options);
+  }
+
+  /**
+   * Encodes and submits the forward pass for `ids` at positions pos0 …, in batches of at most
+   * `state.maxBatch` tokens. With `logits: "last"` the last token's logits are left in `state.logits`
+   * row 0, and with `greedy` its argmax in `state.ids[nextSlot]`. Nothing is read back.
+   */
+  prefill(ids: number[], pos0: number, options: { logits: LogitRows; greedy?: boolean }): void {
+    this.#checkAlive();
+    this.#checkRoom(pos0, ids.length);
+    const s = this.state;
+    for (let start = 0; start < ids.length; start += s.maxBatch) {
+      const n = Math.min(s.maxBatch, ids.length - start);
+      const last = start + n === ids.length;
+      this.gpu.write(s.ids, 0, new Uint32Array(ids.slice(start, start + n)));
+      this.#submitBatch({ n, pos0: pos0 + start, idsSlot: 0, logits: last ? options.logits : "none" }, last && !!options.greedy);
+    }
+  }
+
+  /**
+   * Encodes and submits one decode step for the token in `state.ids[nextSlot]` at position `pos`,
+   * leaving logits in row 0 and, with `greedy`, the next token in `ids[nextSlot]`.
+   */
+  decodeStep(pos: number, greedy: boolean): void {
+    this.#checkAlive();
+    this.#checkRoom(pos, 1);
+    this.#submitBatch({ n: 1, pos0: pos, idsSlot: this.state.nextSlot, logits: "last" }, greedy);
+  }
+
+  /** Reads the token id in `ids[nextSlot]` (one 4-byte readback). */
+  async readNextToken(): Promise<number> {
+    const b = await this.gpu.read(this.state.ids, this.state.nextSlot * 4, 4);
+    return new Uint32Array(b)[0];
+  }
+
+  /** Reads logits row 0 (one readback of vocab·4 bytes). */
+  async readLogits(): Promise<Float32Array> {
+    return new Float32Array(await this.gpu.read(this.state.logits, 0, this.config.vocabSize * 4));
+  }
+
+  /** Writes a token id (e.g. one sampled on the CPU) to `ids[nextSlot]` for the next decode step. */
+  setNextToken(id: number): void {
+    this.gpu.write(this.state.ids, this.state.nextSlot * 4, new Uint32Array([id]));
+  }
+
+  /**
+   * Teacher-forced logits: row i holds the next-token logits after `ids[0..i]`, computed from
+   * position `pos0` on (one readback per batch). For evaluation and tests.
+   */
+  async evaluate(ids: number[], pos0 = 0): Promise<Float32Array[]> {
+    this.#checkAlive();
+    this.#checkRoom(pos0, ids.length);
+    const s = this.state;
+    const vocab = this.config.vocabSize;
+    const out: Float32Array[] = [];
+    for (let start = 0; start < ids.length; start += s.maxBatch) {
+      const n = Math.min(s.maxBatch, ids.length - start);
+      s.ensureLogitRows(n);
+      this.gpu.write(s.ids, 0, new Uint32Array(ids.slice(start, start + n)));
+      this.#submitBatch({ n, pos0: pos0 + start, idsSlot: 0, logits: "all" }, false);
+      const all = new Float32Array(await this.gpu.read(s.logits, 0, n * vocab * 4));
+      for (let t = 0; t < n; t++) out.push(all.slice(t * vocab, (t + 1) * vocab));
+    }
+    return out;
+  }
+
+  /** Bytes allocated for the KV cache, per layer and in total, beside the uncompressed size. */
+  kvStats(): KvStats {
+    const layers = this.cache.layerBytes();
+    const c = this.config;
+    return {
+      capacity: this.cache.capacity,
+      bytes: this.cache.bytes(),
+      fullBytes: 2 * c.nLayers * c.nKvHeads * this.cache.capacity * c.headDim * 4,
+      layers,
+    };
+  }
+
+  /** Frees the model's GPU memory (and the device, if the model created it). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#ownsGpu) {
+      this.gpu.destroy();
+      return;
+    }
+    const buffers = new Set<GPUBuffer>();
+    const w = this.weights;
+    for (const weight of [w.tokenEmbd, w.output, ...w.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown])]) {
+      for (const ch of weight.chunks) buffers.add(ch.buffer);
+    }
+    for (const l of w.layers) buffers.add(l.attnNorm).add(l.ffnNorm);
+    buffers.add(w.outputNorm).add(w.ropeFreqs);
+    const s = this.state;
+    for (const b of [s.ids, s.x, s.xb, s.xb2, s.q, s.k, s.v, s.att, s.hb, s.hb2, s.hb3, s.logits, s.scratch.acc, s.scratch.ml]) {
+      buffers.add(b);
+    }
+    for (const b of buffers) this.gpu.free(b);
+    this.cache.dispose();
+  }
+
+  #submitBatch(batch: { n: number; pos0: number; idsSlot: number; logits: LogitRows }, greedy: boolean): void {
+    const encoder = this.gpu.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    encodeForward(pass, this, batch);
+    if (greedy) {
+      this.kernels.argmax.encode(pass, {
+        logits: this.state.logits,
+        ids: this.state.ids,
+        n: this.config.vocabSize,
+        outOffset: this.state.nextSlot,
+      });
+    }
+    pass.end();
+    this.gpu.submit(encoder);
+  }
+
+  #checkRoom(pos0: number, n: number): void {
+    if (pos0 + n > this.cache.capacity) {
+      throw new RangeError(
+        `Cannot run ${n} tokens at position ${pos0}: the context holds ${this.cache.capacity} tokens; ` +
+          "use a shorter prompt or a larger contextLength (--ctx)",
+      );
+    }
+  }
+
+  #checkAlive(): void {
+    if (this.#disposed) throw new Error("Cannot use the model: it has been disposed");
+    this.gpu.checkAlive();
+  }
+}
