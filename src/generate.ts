@@ -69,7 +69,9 @@ export async function* generate(
   }
   const tok = model.tokenizer;
   const ids = typeof prompt === "string" ? tok.encode(prompt) : [...prompt];
-  if (ids.length === 0) throw new RangeError("Cannot generate: the prompt is empty (and the model adds no BOS)");
+  if (ids.length === 0) {
+    throw new RangeError("Cannot generate: the prompt is empty (and the model adds no BOS)");
+  }
   if (ids.length > model.contextLength) {
     throw new RangeError(
       `Cannot generate: the prompt has ${ids.length} tokens but the context holds ${model.contextLength}; ` +

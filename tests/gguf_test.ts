@@ -63,7 +63,11 @@ for (const version of [2, 3]) {
       assert.deepEqual(md.get("arr.str"), ["a", "", "ü"]);
       assert.deepEqual([...(md.get("arr.i32") as Int32Array)], [-1, 7]);
       assert.deepEqual(md.get("arr.bool"), [true, false]);
-      assert.deepEqual(f.tensors.map((t) => [t.name, t.dims, t.nElements]), [["a", [10], 10], ["b", [2, 5], 10]]);
+      assert.deepEqual(f.tensors.map((t) => [t.name, t.dims, t.nElements]), [["a", [10], 10], [
+        "b",
+        [2, 5],
+        10,
+      ]]);
       assert.deepEqual(await f.readTensor("b", 40), data.map((x) => 255 - x));
       assert.deepEqual(await f.readTensor("a", 40), data);
     } finally {
@@ -74,20 +78,28 @@ for (const version of [2, 3]) {
 }
 
 Deno.test("GgufFile.open() gives clear errors for missing, non-GGUF and truncated files", async () => {
-  await assert.rejects(() => GgufFile.open("/nonexistent/model.gguf"), (e: unknown) =>
-    e instanceof ModelFormatError && /no such file/.test(e.message));
+  await assert.rejects(
+    () => GgufFile.open("/nonexistent/model.gguf"),
+    (e: unknown) => e instanceof ModelFormatError && /no such file/.test(e.message),
+  );
   const zip = await tempFile(new TextEncoder().encode("PK\x03\x04 not a model at all"));
-  await assert.rejects(() => GgufFile.open(zip), (e: unknown) =>
-    e instanceof ModelFormatError && /not a GGUF file/.test(e.message));
+  await assert.rejects(
+    () => GgufFile.open(zip),
+    (e: unknown) => e instanceof ModelFormatError && /not a GGUF file/.test(e.message),
+  );
   const full = await Deno.readFile(`${MODELS}stories260K.gguf`);
   const cut = await tempFile(full.subarray(0, 5000));
-  await assert.rejects(() => GgufFile.open(cut), (e: unknown) =>
-    e instanceof ModelFormatError && /truncated/.test(e.message));
+  await assert.rejects(
+    () => GgufFile.open(cut),
+    (e: unknown) => e instanceof ModelFormatError && /truncated/.test(e.message),
+  );
   const cutData = await tempFile(full.subarray(0, full.length - 1000));
   const f = await GgufFile.open(cutData);
   const last = f.tensors.reduce((a, b) => (b.offset > a.offset ? b : a));
-  await assert.rejects(() => f.readTensor(last.name, last.nElements * 4), (e: unknown) =>
-    e instanceof ModelFormatError && /truncated/.test(e.message));
+  await assert.rejects(
+    () => f.readTensor(last.name, last.nElements * 4),
+    (e: unknown) => e instanceof ModelFormatError && /truncated/.test(e.message),
+  );
   f.close();
   for (const p of [zip, cut, cutData]) await Deno.remove(p);
 });

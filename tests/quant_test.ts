@@ -29,7 +29,21 @@ Deno.test("f16ToF32() and f32ToF16() agree with DataView's float16 on every half
       assert.equal(f32ToF16(want), h, `round trip 0x${h.toString(16)}`);
     }
   }
-  const edge = [0, -0, 65504, 65520, 65519.99, 1e6, -1e6, 2 ** -24, 2 ** -25, 2 ** -25 * 1.0001, 3 * 2 ** -26, 6.1e-5, 1 + 2 ** -11];
+  const edge = [
+    0,
+    -0,
+    65504,
+    65520,
+    65519.99,
+    1e6,
+    -1e6,
+    2 ** -24,
+    2 ** -25,
+    2 ** -25 * 1.0001,
+    3 * 2 ** -26,
+    6.1e-5,
+    1 + 2 ** -11,
+  ];
   for (const v of [...edge, ...randomFloats(20000, 3, 8), ...randomFloats(2000, 4, 1e-5)]) {
     dv.setFloat16(0, v, true);
     assert.equal(f32ToF16(v), dv.getUint16(0, true), `value ${v}`);
@@ -142,11 +156,17 @@ Deno.test("quantizeQ8_0() and quantizeQ4_0() stay within half a step (Q4_0: one 
 Deno.test("quantizers and f32ToF16() reproduce llama.cpp's stories260K Q8_0, Q4_0 and F16 files byte for byte", async () => {
   const f32 = await GgufFile.open(`${MODELS}stories260K.gguf`);
   try {
-    for (const [file, type, quantize] of [
-      ["stories260K-q8_0.gguf", GgmlType.Q8_0, quantizeQ8_0],
-      ["stories260K-q4_0.gguf", GgmlType.Q4_0, quantizeQ4_0],
-      ["stories260K-f16.gguf", GgmlType.F16, (x: Float32Array) => new Uint8Array(Uint16Array.from(x, f32ToF16).buffer)],
-    ] as const) {
+    for (
+      const [file, type, quantize] of [
+        ["stories260K-q8_0.gguf", GgmlType.Q8_0, quantizeQ8_0],
+        ["stories260K-q4_0.gguf", GgmlType.Q4_0, quantizeQ4_0],
+        [
+          "stories260K-f16.gguf",
+          GgmlType.F16,
+          (x: Float32Array) => new Uint8Array(Uint16Array.from(x, f32ToF16).buffer),
+        ],
+      ] as const
+    ) {
       const q = await GgufFile.open(`${MODELS}${file}`);
       try {
         let checked = 0;
@@ -162,7 +182,11 @@ Deno.test("quantizers and f32ToF16() reproduce llama.cpp's stories260K Q8_0, Q4_
             amax = Math.max(amax, Math.abs(x[i]));
             err = Math.max(err, Math.abs(x[i] - y[i]));
           }
-          const step = type === GgmlType.Q4_0 ? (amax / 8) * 1.004 : type === GgmlType.Q8_0 ? (amax / 127) * 0.563 : amax / 2048;
+          const step = type === GgmlType.Q4_0
+            ? (amax / 8) * 1.004
+            : type === GgmlType.Q8_0
+            ? (amax / 127) * 0.563
+            : amax / 2048;
           assert.ok(err <= step, `${file}: ${info.name}: max error ${err} > ${step}`);
           checked++;
         }

@@ -5,7 +5,9 @@
 // (4 weights per load4, dequantized in registers) and keeps TB dot products. No barriers, no shared
 // memory: on llvmpipe (CPU) those cost 4–10×. Lanes of a workgroup take consecutive rows of the same
 // token block, so they read the same activations. llvmpipe kills an invocation after 65 535 loop
-// iterations; src/kernels/matmul.ts checks cols/4·(TB+1) + 2·TB against a budget before dispatching.
+// iterations; src/kernels/matmul.ts checks cols/4·(TB+1) + 2·TB against a budget of 60000 before
+// dispatching. That is conservative: on Mesa 2x llvmpipe the constant-trip TB loops are unrolled and
+// only the cols/4 loop counted (a 262 144-column row came back short, TB = 16 × 16 384 columns did not).
 //
 // Bindings: 0 uniform P, 1 weight chunk (from the weights_<type>.wgsl include), 2 x, 3 out.
 // x is [nTokens, cols] f32 at element xOffset (a multiple of 4); out[t, row] is written at element
@@ -19,7 +21,7 @@
 @group(0) @binding(3) var<storage, read_write> Out: array<f32>;
 
 override WG: u32 = 64;
-override TB: u32 = 4; // tokens per invocation, at most MAX_TB
+override TB: u32 = 8; // tokens per invocation, at most MAX_TB
 const MAX_TB: u32 = 16u;
 
 @compute @workgroup_size(WG)

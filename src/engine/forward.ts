@@ -10,7 +10,7 @@
 
 import type { Gpu } from "../gpu/gpu.ts";
 import { ArgmaxKernel } from "../kernels/argmax.ts";
-import { type AttentionScratch, AttentionKernel } from "../kernels/attention.ts";
+import { AttentionKernel, type AttentionScratch } from "../kernels/attention.ts";
 import { ElementwiseKernel } from "../kernels/elementwise.ts";
 import { EmbeddingKernel } from "../kernels/embedding.ts";
 import { MatmulKernel } from "../kernels/matmul.ts";

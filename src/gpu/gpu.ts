@@ -135,7 +135,7 @@ export class Gpu {
     }
     const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference });
     if (!adapter) {
-      const backend = Deno.env.get("DENO_WEBGPU_BACKEND");
+      const backend = readEnv("DENO_WEBGPU_BACKEND");
       throw new WebGpuUnavailableError(
         `Cannot find a WebGPU adapter${backend ? ` for DENO_WEBGPU_BACKEND=${backend}` : ""}: ` +
           "install a GPU driver, or Mesa (apt-get install -y mesa-vulkan-drivers libvulkan1) for a CPU adapter",
@@ -258,7 +258,10 @@ export class Gpu {
    * Reserves a uniform slot for one dispatch and fills it with `values`. The bytes reach the GPU
    * in one `writeBuffer` per ring chunk at {@linkcode Gpu.submit}; slots are reused after it.
    */
-  uniform<F extends ParamFields>(struct: ParamStruct<F>, values: { [K in keyof F]: number }): GPUBufferBinding {
+  uniform<F extends ParamFields>(
+    struct: ParamStruct<F>,
+    values: { [K in keyof F]: number },
+  ): GPUBufferBinding {
     const bytes = new Uint8Array(struct.pack(values));
     let chunk = this.#ring[this.#ringIndex];
     if (!chunk || chunk.used + UNIFORM_SLOT > RING_CHUNK) {
@@ -351,14 +354,18 @@ export class Gpu {
 
 /** `THINKV_WGSL_DUMP=dir` writes every pipeline's expanded WGSL as `dir/<key>.wgsl`. */
 function dumpWgsl(spec: PipelineSpec): void {
-  let dir: string | undefined;
-  try {
-    dir = Deno.env.get("THINKV_WGSL_DUMP");
-  } catch {
-    return; // no --allow-env: dumping is opt-in anyway
-  }
+  const dir = readEnv("THINKV_WGSL_DUMP");
   if (!dir) return;
   Deno.mkdirSync(dir, { recursive: true });
   const name = spec.key.replace(/[^\w.-]+/g, "_");
   Deno.writeTextFileSync(`${dir}/${name}.wgsl`, `// from ${spec.file}\n${spec.code}`);
+}
+
+/** An environment variable, or undefined when unset or when --allow-env was not granted. */
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
 }

@@ -68,7 +68,9 @@ export class ParamStruct<F extends ParamFields> {
       else if (t === "i32") i[idx] = v;
       else {
         if (v < 0 || !Number.isInteger(v)) {
-          throw new RangeError(`Cannot pack ${this.name}.${k}: u32 needs a non-negative integer: current value is ${v}`);
+          throw new RangeError(
+            `Cannot pack ${this.name}.${k}: u32 needs a non-negative integer: current value is ${v}`,
+          );
         }
         u[idx] = v;
       }

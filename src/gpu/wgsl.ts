@@ -33,7 +33,9 @@ export function expandWgsl(file: string, sources: WgslSources, vars: Record<stri
   const include = (name: string): string => {
     const text = sources[name];
     if (text === undefined) {
-      throw new Error(`Cannot expand ${file}: unknown include "${name}" (known: ${Object.keys(sources).join(", ")})`);
+      throw new Error(
+        `Cannot expand ${file}: unknown include "${name}" (known: ${Object.keys(sources).join(", ")})`,
+      );
     }
     if (seen.includes(name)) return ""; // include once
     seen.push(name);

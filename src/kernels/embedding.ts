@@ -2,7 +2,7 @@
  * Embedding lookup for every weight type: `out[t, :] = table[ids[t], :]`, dequantized. Kernel:
  * `wgsl/embedding.wgsl` with the table type's `wgsl/weights_<type>.wgsl` reader as `weights.wgsl`.
  *
- * Bindings: 0 uniform {@linkcode EmbeddingParams}, 1 table chunk, 2 ids (u32), 3 out (f32).
+ * Bindings: 0 uniform `EmbeddingParams` { cols, nTokens, idsOffset, outOffset, rowStart, rowCount }, 1 table chunk, 2 ids (u32), 3 out (f32).
  *
  * @module
  */
@@ -18,7 +18,7 @@ import embeddingWgsl from "../../wgsl/embedding.wgsl" with { type: "text" };
  * Uniforms of `embedding.wgsl`: ids are read at `idsOffset + t` (u32 elements); out[t, c] is
  * written at `outOffset + t·cols + c`; the dispatch's chunk holds rows `rowStart..rowStart+rowCount−1`.
  */
-export const EmbeddingParams = params("EmbeddingParams", {
+const EmbeddingParams = params("EmbeddingParams", {
   cols: "u32",
   nTokens: "u32",
   idsOffset: "u32",
@@ -90,7 +90,10 @@ export class EmbeddingKernel {
     const key = this.key(type);
     if (this.#pipelines.has(key)) return;
     const reader = weightReader(type);
-    const code = expandWgsl("embedding.wgsl", { "embedding.wgsl": embeddingWgsl, "weights.wgsl": reader.code }, {
+    const code = expandWgsl("embedding.wgsl", {
+      "embedding.wgsl": embeddingWgsl,
+      "weights.wgsl": reader.code,
+    }, {
       PARAMS: EmbeddingParams.wgsl(),
     });
     const pipeline = await this.#gpu.pipeline({
@@ -123,12 +126,18 @@ export class EmbeddingKernel {
     if (!Number.isInteger(nTokens) || nTokens < 0) {
       throw new RangeError(`${where}: nTokens must be a non-negative integer: current value is ${nTokens}`);
     }
-    if (cols % 4 !== 0) throw new RangeError(`${where}: cols must be a multiple of 4: current value is ${cols}`);
+    if (cols % 4 !== 0) {
+      throw new RangeError(`${where}: cols must be a multiple of 4: current value is ${cols}`);
+    }
     if ((idsOffset + nTokens) * 4 > ids.size) {
-      throw new RangeError(`${where}: ids needs ${(idsOffset + nTokens) * 4} bytes: current size is ${ids.size}`);
+      throw new RangeError(
+        `${where}: ids needs ${(idsOffset + nTokens) * 4} bytes: current size is ${ids.size}`,
+      );
     }
     if ((outOffset + nTokens * cols) * 4 > out.size) {
-      throw new RangeError(`${where}: out needs ${(outOffset + nTokens * cols) * 4} bytes: current size is ${out.size}`);
+      throw new RangeError(
+        `${where}: out needs ${(outOffset + nTokens * cols) * 4} bytes: current size is ${out.size}`,
+      );
     }
     const key = this.key(table.type);
     const pipeline = this.#pipelines.get(key);

@@ -69,16 +69,22 @@ export function readLlamaConfig(file: GgufFile): LlamaConfig {
   const md = file.metadata;
   const arch = md.get("general.architecture");
   if (typeof arch !== "string") {
-    throw new ModelFormatError(`Cannot load ${file.path}: general.architecture is missing (is this a vocabulary-only GGUF?)`);
+    throw new ModelFormatError(
+      `Cannot load ${file.path}: general.architecture is missing (is this a vocabulary-only GGUF?)`,
+    );
   }
   if (!SUPPORTED_ARCHITECTURES.includes(arch)) {
     throw new ModelFormatError(
-      `Cannot load ${file.path}: architecture "${arch}" is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(", ")})`,
+      `Cannot load ${file.path}: architecture "${arch}" is not supported (supported: ${
+        SUPPORTED_ARCHITECTURES.join(", ")
+      })`,
     );
   }
   const need = (key: string): number => {
     const v = num(md.get(`${arch}.${key}`));
-    if (v === undefined) throw new ModelFormatError(`Cannot load ${file.path}: metadata key ${arch}.${key} is missing`);
+    if (v === undefined) {
+      throw new ModelFormatError(`Cannot load ${file.path}: metadata key ${arch}.${key} is missing`);
+    }
     return v;
   };
   const opt = (key: string, fallback: number): number => num(md.get(`${arch}.${key}`)) ?? fallback;

@@ -64,7 +64,19 @@ const enum T {
   F64 = 12,
 }
 
-const SCALAR_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+const SCALAR_SIZE: Record<number, number> = {
+  0: 1,
+  1: 1,
+  2: 2,
+  3: 2,
+  4: 4,
+  5: 4,
+  6: 4,
+  7: 1,
+  10: 8,
+  11: 8,
+  12: 8,
+};
 
 /** Streams the header through a growing window of the file. */
 class HeaderReader {
@@ -104,7 +116,9 @@ class HeaderReader {
     this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
     if (filled < n) {
       throw new ModelFormatError(
-        `Cannot read ${this.#path}: file is truncated (header ends at byte ${this.#start + filled}); re-download it`,
+        `Cannot read ${this.#path}: file is truncated (header ends at byte ${
+          this.#start + filled
+        }); re-download it`,
       );
     }
   }
@@ -124,7 +138,9 @@ class HeaderReader {
     await this.ensure(8);
     const v = this.#view.getBigUint64(this.#at(8), true);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new ModelFormatError(`Cannot read ${this.#path}: a size field is ${v}, which is not plausible; is the file corrupt?`);
+      throw new ModelFormatError(
+        `Cannot read ${this.#path}: a size field is ${v}, which is not plausible; is the file corrupt?`,
+      );
     }
     return Number(v);
   }
@@ -221,7 +237,9 @@ class HeaderReader {
       }
       return await this.typedArray(elemType, n);
     }
-    if (!(type in SCALAR_SIZE)) throw new ModelFormatError(`Cannot read ${this.#path}: unknown metadata type ${type}`);
+    if (!(type in SCALAR_SIZE)) {
+      throw new ModelFormatError(`Cannot read ${this.#path}: unknown metadata type ${type}`);
+    }
     return await this.scalar(type);
   }
 }
@@ -303,7 +321,9 @@ export class GgufFile {
     }
     try {
       const stat = await file.stat();
-      if (stat.isDirectory) throw new ModelFormatError(`Cannot open model ${path}: it is a directory, not a GGUF file`);
+      if (stat.isDirectory) {
+        throw new ModelFormatError(`Cannot open model ${path}: it is a directory, not a GGUF file`);
+      }
       const r = new HeaderReader(file, path);
       await r.ensure(4).catch(() => {
         throw new ModelFormatError(`Cannot read ${path}: not a GGUF file (${stat.size} bytes, too short)`);
@@ -311,9 +331,13 @@ export class GgufFile {
       const magic = await r.u32();
       if (magic !== 0x46554747) {
         const b = new Uint8Array(new Uint32Array([magic]).buffer);
-        const shown = [...b].map((c) => (c >= 32 && c < 127 ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, "0")}`))
+        const shown = [...b].map((
+          c,
+        ) => (c >= 32 && c < 127 ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, "0")}`))
           .join("");
-        throw new ModelFormatError(`Cannot read ${path}: not a GGUF file (magic is '${shown}', expected 'GGUF')`);
+        throw new ModelFormatError(
+          `Cannot read ${path}: not a GGUF file (magic is '${shown}', expected 'GGUF')`,
+        );
       }
       const version = await r.u32();
       if (version !== 2 && version !== 3) {
@@ -333,7 +357,9 @@ export class GgufFile {
       for (let i = 0; i < nTensors; i++) {
         const name = await r.string();
         const nDims = await r.u32();
-        if (nDims > 4) throw new ModelFormatError(`Cannot read ${path}: tensor ${name} has ${nDims} dimensions (max 4)`);
+        if (nDims > 4) {
+          throw new ModelFormatError(`Cannot read ${path}: tensor ${name} has ${nDims} dimensions (max 4)`);
+        }
         const dims: number[] = [];
         for (let d = 0; d < nDims; d++) dims.push(await r.u64());
         const type = await r.u32();
@@ -343,7 +369,14 @@ export class GgufFile {
       const alignValue = metadata.get("general.alignment");
       const alignment = typeof alignValue === "number" && alignValue > 0 ? alignValue : 32;
       const dataOffset = Math.ceil(r.pos / alignment) * alignment;
-      return new GgufFile(path, file, { version, metadata, tensors, dataOffset, alignment, fileSize: stat.size });
+      return new GgufFile(path, file, {
+        version,
+        metadata,
+        tensors,
+        dataOffset,
+        alignment,
+        fileSize: stat.size,
+      });
     } catch (e) {
       file.close();
       throw e;
@@ -366,7 +399,9 @@ export class GgufFile {
     const size = byteLength ?? this.#nextOffset(info) - info.offset;
     if (start + size > this.fileSize) {
       throw new ModelFormatError(
-        `Cannot read tensor ${name} from ${this.path}: file is truncated (needs bytes up to ${start + size}, has ${this.fileSize})`,
+        `Cannot read tensor ${name} from ${this.path}: file is truncated (needs bytes up to ${
+          start + size
+        }, has ${this.fileSize})`,
       );
     }
     const out = new Uint8Array(size);
@@ -374,7 +409,9 @@ export class GgufFile {
     let filled = 0;
     while (filled < size) {
       const got = await this.#file.read(out.subarray(filled));
-      if (got === null) throw new ModelFormatError(`Cannot read tensor ${name} from ${this.path}: unexpected end of file`);
+      if (got === null) {
+        throw new ModelFormatError(`Cannot read tensor ${name} from ${this.path}: unexpected end of file`);
+      }
       filled += got;
     }
     return out;

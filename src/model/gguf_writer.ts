@@ -73,7 +73,8 @@ class ByteSink {
       this.push(s);
       return;
     }
-    const size = { u8: 1, i8: 1, bool: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, u64: 8, i64: 8, f64: 8 }[type];
+    const size =
+      { u8: 1, i8: 1, bool: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, u64: 8, i64: 8, f64: 8 }[type];
     const b = new Uint8Array(size);
     const d = new DataView(b.buffer);
     const n = Number(v);

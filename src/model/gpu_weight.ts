@@ -197,12 +197,16 @@ export function uploadWeight(
 ): GpuWeight {
   const t = typeInfo(type);
   if (!Number.isInteger(rows) || rows <= 0 || !Number.isInteger(cols) || cols <= 0) {
-    throw new RangeError(`Cannot upload weight "${name}": shape must be positive integers: current value is [${rows}, ${cols}]`);
+    throw new RangeError(
+      `Cannot upload weight "${name}": shape must be positive integers: current value is [${rows}, ${cols}]`,
+    );
   }
   const rawRow = tensorBytes(type, cols);
   if (rawGgufBytes.byteLength < rawRow * rows) {
     throw new RangeError(
-      `Cannot upload weight "${name}": [${rows}, ${cols}] ${t.name} needs ${rawRow * rows} bytes: current length is ${rawGgufBytes.byteLength}`,
+      `Cannot upload weight "${name}": [${rows}, ${cols}] ${t.name} needs ${
+        rawRow * rows
+      } bytes: current length is ${rawGgufBytes.byteLength}`,
     );
   }
   const limit = opts.maxChunkBytes ?? Math.min(gpu.maxStorageBinding, gpu.maxBufferSize);

@@ -11,7 +11,7 @@ import { FullKvCache, type KvLayerBytes } from "../kv/full_cache.ts";
 import { type Tokenizer, tokenizerFromGguf } from "../tokenizer/tokenizer.ts";
 import { type LlamaConfig, readLlamaConfig } from "./config.ts";
 import { GgufFile } from "./gguf.ts";
-import { type LlamaWeights, type UploadProgress, uploadLlamaWeights } from "./weights.ts";
+import { checkTensorTypes, type LlamaWeights, uploadLlamaWeights, type UploadProgress } from "./weights.ts";
 import { generate, type GenerateOptions, type GenerationStats } from "../generate.ts";
 
 /** Options for {@linkcode loadModel}. */
@@ -55,11 +55,14 @@ export interface KvStats {
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   const file = await GgufFile.open(path);
   try {
+    checkTensorTypes(file);
     const config = readLlamaConfig(file);
     const tokenizer = tokenizerFromGguf(file.metadata);
     const capacity = options.contextLength ?? Math.min(config.contextLength, 4096);
     if (!Number.isInteger(capacity) || capacity < 1) {
-      throw new RangeError(`Cannot load model: contextLength must be a positive integer: current value is ${capacity}`);
+      throw new RangeError(
+        `Cannot load model: contextLength must be a positive integer: current value is ${capacity}`,
+      );
     }
     const gpu = options.gpu ?? await Gpu.create({ disableF16: options.disableF16 });
     try {
@@ -140,7 +143,10 @@ export class Model {
    * Generates text after `prompt` (a string, tokenized with BOS, or token ids). Yields text chunks
    * (valid UTF-8 only) and returns the {@linkcode GenerationStats}.
    */
-  generate(prompt: string | number[], options: GenerateOptions = {}): AsyncGenerator<string, GenerationStats> {
+  generate(
+    prompt: string | number[],
+    options: GenerateOptions = {},
+  ): AsyncGenerator<string, GenerationStats> {
     this.#checkAlive();
     return generate(this, prompt, options);
   }
@@ -158,7 +164,10 @@ export class Model {
       const n = Math.min(s.maxBatch, ids.length - start);
       const last = start + n === ids.length;
       this.gpu.write(s.ids, 0, new Uint32Array(ids.slice(start, start + n)));
-      this.#submitBatch({ n, pos0: pos0 + start, idsSlot: 0, logits: last ? options.logits : "none" }, last && !!options.greedy);
+      this.#submitBatch(
+        { n, pos0: pos0 + start, idsSlot: 0, logits: last ? options.logits : "none" },
+        last && !!options.greedy,
+      );
     }
   }
 
@@ -231,20 +240,46 @@ export class Model {
     }
     const buffers = new Set<GPUBuffer>();
     const w = this.weights;
-    for (const weight of [w.tokenEmbd, w.output, ...w.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown])]) {
+    for (
+      const weight of [
+        w.tokenEmbd,
+        w.output,
+        ...w.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]),
+      ]
+    ) {
       for (const ch of weight.chunks) buffers.add(ch.buffer);
     }
     for (const l of w.layers) buffers.add(l.attnNorm).add(l.ffnNorm);
     buffers.add(w.outputNorm).add(w.ropeFreqs);
     const s = this.state;
-    for (const b of [s.ids, s.x, s.xb, s.xb2, s.q, s.k, s.v, s.att, s.hb, s.hb2, s.hb3, s.logits, s.scratch.acc, s.scratch.ml]) {
+    for (
+      const b of [
+        s.ids,
+        s.x,
+        s.xb,
+        s.xb2,
+        s.q,
+        s.k,
+        s.v,
+        s.att,
+        s.hb,
+        s.hb2,
+        s.hb3,
+        s.logits,
+        s.scratch.acc,
+        s.scratch.ml,
+      ]
+    ) {
       buffers.add(b);
     }
     for (const b of buffers) this.gpu.free(b);
     this.cache.dispose();
   }
 
-  #submitBatch(batch: { n: number; pos0: number; idsSlot: number; logits: LogitRows }, greedy: boolean): void {
+  #submitBatch(
+    batch: { n: number; pos0: number; idsSlot: number; logits: LogitRows },
+    greedy: boolean,
+  ): void {
     const encoder = this.gpu.device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     encodeForward(pass, this, batch);

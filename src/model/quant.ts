@@ -217,7 +217,9 @@ export function dequantize(type: number, bytes: Uint8Array, nElements: number): 
   const need = tensorBytes(type, nElements);
   if (bytes.byteLength < need) {
     throw new RangeError(
-      `Cannot dequantize ${typeInfo(type).name}: ${nElements} elements need ${need} bytes: current length is ${bytes.byteLength}`,
+      `Cannot dequantize ${
+        typeInfo(type).name
+      }: ${nElements} elements need ${need} bytes: current length is ${bytes.byteLength}`,
     );
   }
   const out = new Float32Array(nElements);
@@ -310,7 +312,9 @@ function dequantQ6_KBlock(u8: Uint8Array, dv: DataView, p: number, y: Float32Arr
 
 function checkQuantInput(name: string, x: Float32Array): void {
   if (x.length % 32 !== 0) {
-    throw new RangeError(`Cannot quantize to ${name}: length must be a multiple of 32: current value is ${x.length}`);
+    throw new RangeError(
+      `Cannot quantize to ${name}: length must be a multiple of 32: current value is ${x.length}`,
+    );
   }
 }
 

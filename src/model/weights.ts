@@ -103,10 +103,10 @@ export interface LlamaWeights {
 export type UploadProgress = (done: number, total: number) => void;
 
 /**
- * Checks that every tensor the model needs exists with a supported type and the expected shape.
- * Throws {@linkcode ModelFormatError} naming the tensor and its type otherwise.
+ * Checks that every tensor in the file has a type thinkv supports. Throws {@linkcode ModelFormatError}
+ * naming the first unsupported tensor and its type.
  */
-export function checkTensors(file: GgufFile, config: LlamaConfig): void {
+export function checkTensorTypes(file: GgufFile): void {
   for (const t of file.tensors) {
     if (!isSupportedType(t.type)) {
       throw new ModelFormatError(
@@ -117,6 +117,14 @@ export function checkTensors(file: GgufFile, config: LlamaConfig): void {
       );
     }
   }
+}
+
+/**
+ * Checks that every tensor the model needs exists with a supported type and the expected shape.
+ * Throws {@linkcode ModelFormatError} naming the tensor otherwise.
+ */
+export function checkTensors(file: GgufFile, config: LlamaConfig): void {
+  checkTensorTypes(file);
   for (const [name, rows, cols] of expectedMatrices(config)) {
     const t = file.tensor(name);
     if (!t) throw new ModelFormatError(`Cannot load ${file.path}: tensor ${name} is missing`);

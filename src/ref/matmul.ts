@@ -18,7 +18,13 @@ import { f32ToF16, GgmlType, quantizeQ4_0, quantizeQ8_0, tensorBytes, typeInfo }
  * console.log(matmulRef(W, new Float32Array([1, 1]), 1, 2, 2)); // Float32Array [3, 7]
  * ```
  */
-export function matmulRef(W: Float32Array, x: Float32Array, nTokens: number, rows: number, cols: number): Float32Array {
+export function matmulRef(
+  W: Float32Array,
+  x: Float32Array,
+  nTokens: number,
+  rows: number,
+  cols: number,
+): Float32Array {
   if (W.length < rows * cols || x.length < nTokens * cols) {
     throw new RangeError(`Cannot compute matmulRef: W needs ${rows * cols} and x ${nTokens * cols} elements`);
   }
@@ -49,7 +55,9 @@ export function embeddingRef(table: Float32Array, ids: ArrayLike<number>, cols: 
   for (let t = 0; t < ids.length; t++) {
     const id = ids[t];
     if (!(id >= 0 && id < rows)) {
-      throw new RangeError(`Cannot compute embeddingRef: id must be in 0..${rows - 1}: current value is ${id}`);
+      throw new RangeError(
+        `Cannot compute embeddingRef: id must be in 0..${rows - 1}: current value is ${id}`,
+      );
     }
     out.set(table.subarray(id * cols, (id + 1) * cols), t * cols);
   }

@@ -1,0 +1,66 @@
+/**
+ * thinkv: LLaMA-family GGUF models on WebGPU in Deno, every tensor operation in our own WGSL, with
+ * KV-cache compression (ThinK key-channel pruning, token eviction, KIVI quantization).
+ *
+ * ```ts ignore
+ * import { loadModel } from "@thinkv/thinkv";
+ *
+ * const model = await loadModel("stories260K.gguf", { contextLength: 512 });
+ * const it = model.generate("Once upon a time", { maxTokens: 64, temperature: 0 });
+ * let r = await it.next();
+ * for (; !r.done; r = await it.next()) Deno.stdout.writeSync(new TextEncoder().encode(r.value));
+ * console.log(r.value.decodeTokensPerSecond, "tokens/s");
+ * model.dispose();
+ * ```
+ *
+ * @module
+ */
+
+export { type KvStats, loadModel, type LoadOptions, Model } from "./src/model/model.ts";
+export type { GenerateOptions, GenerationStats, StopReason } from "./src/generate.ts";
+export { argmax, Rng, sampleToken, type SamplingOptions, validateSampling } from "./src/sampling.ts";
+export { type LlamaConfig, readLlamaConfig } from "./src/model/config.ts";
+export { GgufFile, type GgufTensorInfo, type GgufValue } from "./src/model/gguf.ts";
+export {
+  type GgufMetadataEntry,
+  type GgufTensorEntry,
+  type GgufTypeName,
+  writeGguf,
+} from "./src/model/gguf_writer.ts";
+export { GgmlType, tensorBytes, type TypeInfo } from "./src/model/quant.ts";
+export { type Tokenizer, tokenizerFromGguf } from "./src/tokenizer/tokenizer.ts";
+export { Gpu, type GpuCounters, type GpuOptions } from "./src/gpu/gpu.ts";
+export {
+  DeviceLostError,
+  ModelFormatError,
+  ShaderCompileError,
+  WebGpuUnavailableError,
+} from "./src/errors.ts";
+
+// Lower-level building blocks, for callers that drive the GPU steps themselves.
+export type { Binding, PipelineSpec } from "./src/gpu/gpu.ts";
+export { type ParamFields, params, ParamStruct, type ScalarType } from "./src/gpu/params.ts";
+export { type BatchInput, type Kernels, type LogitRows, RunState } from "./src/engine/forward.ts";
+export type { LayerWeights, LlamaWeights, UploadProgress } from "./src/model/weights.ts";
+export type { GpuWeight, GpuWeightChunk } from "./src/model/gpu_weight.ts";
+export { FullKvCache, type KvLayerBytes } from "./src/kv/full_cache.ts";
+export type { DecodeOptions, EncodeOptions } from "./src/tokenizer/tokenizer.ts";
+export { Utf8StreamDecoder } from "./src/tokenizer/utf8_stream.ts";
+export { type ArgmaxArgs, ArgmaxKernel } from "./src/kernels/argmax.ts";
+export {
+  type AttentionArgs,
+  AttentionKernel,
+  type AttentionOptions,
+  type AttentionScratch,
+  type AttentionScratchShape,
+  type KvStoreArgs,
+} from "./src/kernels/attention.ts";
+export { type AddArgs, ElementwiseKernel, type SwigluArgs } from "./src/kernels/elementwise.ts";
+export {
+  type EmbeddingEncodeOptions,
+  EmbeddingKernel,
+  type EmbeddingKernelOptions,
+} from "./src/kernels/embedding.ts";
+export { type MatmulEncodeOptions, MatmulKernel, type MatmulKernelOptions } from "./src/kernels/matmul.ts";
+export { type RmsNormArgs, RmsNormKernel } from "./src/kernels/rmsnorm.ts";
+export { type RopeArgs, RopeKernel } from "./src/kernels/rope.ts";

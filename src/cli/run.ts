@@ -1,0 +1,117 @@
+/**
+ * `thinkv run`: load a model, stream generated text to stdout, one stats line to stderr.
+ *
+ * @module
+ */
+
+import { loadModel } from "../model/model.ts";
+import { CliError, formatBytes, numberOption, parseOptions } from "./common.ts";
+
+const HELP = `Usage: thinkv run --model FILE (--prompt TEXT | --file FILE) [options]
+
+Generates text after the prompt and streams it to stdout; one stats line goes to stderr.
+  -m, --model FILE        GGUF model (llama architecture)
+  -p, --prompt TEXT       the prompt (BOS is added)
+  -f, --file FILE         read the prompt from a file
+  -n, --n-predict N       tokens to generate (default 128)
+      --temperature T     sampling temperature, 0 = greedy (default 0.8)
+      --top-k K           keep the K most likely tokens, 0 = all (default 40)
+      --top-p P           nucleus sampling mass in (0, 1] (default 0.95)
+      --seed S            random seed for reproducible sampling
+      --ctx N             context length: KV-cache capacity in tokens (default min(model, 4096))
+      --batch N           prompt tokens per prefill batch (default 64)
+      --stop TEXT         stop before TEXT (repeatable)
+      --ignore-eos        keep generating after the end-of-sequence token
+      --stats             print KV-cache memory per layer to stderr
+  -h, --help              this help`;
+
+/**
+ * Runs `thinkv run`; returns the exit status.
+ *
+ * @example
+ * ```ts ignore
+ * await runCommand(["--model", "../shared/models/stories260K.gguf", "--prompt", "Once upon a time", "-n", "32"]);
+ * ```
+ */
+export async function runCommand(args: string[]): Promise<number> {
+  const { values } = parseOptions(args, {
+    model: { type: "string", short: "m" },
+    prompt: { type: "string", short: "p" },
+    file: { type: "string", short: "f" },
+    "n-predict": { type: "string", short: "n" },
+    temperature: { type: "string" },
+    "top-k": { type: "string" },
+    "top-p": { type: "string" },
+    seed: { type: "string" },
+    ctx: { type: "string" },
+    batch: { type: "string" },
+    stop: { type: "string", multiple: true },
+    "ignore-eos": { type: "boolean" },
+    stats: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (typeof values.model !== "string") {
+    throw new CliError("--model FILE is required (see thinkv run --help)");
+  }
+  let prompt: string;
+  if (typeof values.prompt === "string") prompt = values.prompt;
+  else if (typeof values.file === "string") {
+    try {
+      prompt = await Deno.readTextFile(values.file);
+    } catch (e) {
+      throw new CliError(`cannot read the prompt file ${values.file}: ${(e as Error).message}`);
+    }
+  } else throw new CliError("--prompt TEXT or --file FILE is required (see thinkv run --help)");
+  const maxTokens = numberOption(values, "n-predict", { integer: true, min: 0 }) ?? 128;
+  const temperature = numberOption(values, "temperature", { min: 0 }) ?? 0.8;
+  const topK = numberOption(values, "top-k", { integer: true, min: 0 }) ?? 40;
+  const topP = numberOption(values, "top-p") ?? 0.95;
+  const seed = numberOption(values, "seed", { integer: true });
+  const contextLength = numberOption(values, "ctx", { integer: true, min: 1 });
+  const batchSize = numberOption(values, "batch", { integer: true, min: 1 });
+
+  const model = await loadModel(values.model, { contextLength, batchSize });
+  try {
+    const out = Deno.stdout;
+    const enc = new TextEncoder();
+    const it = model.generate(prompt, {
+      maxTokens,
+      temperature,
+      topK,
+      topP,
+      seed,
+      stop: (values.stop as unknown as string[] | undefined) ?? [],
+      stopAtEos: !values["ignore-eos"],
+    });
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) await out.write(enc.encode(r.value));
+    await out.write(enc.encode("\n"));
+    const s = r.value;
+    console.error(
+      `thinkv: prompt ${s.promptTokens} tokens, generated ${s.generatedTokens} (${s.stopReason}); ` +
+        `prefill ${s.prefillTokensPerSecond.toFixed(1)} tok/s, decode ${
+          s.decodeTokensPerSecond.toFixed(1)
+        } tok/s; ` +
+        `KV cache ${formatBytes(s.kvCacheBytes)}; ${model.gpu.adapterName}`,
+    );
+    if (values.stats) {
+      const kv = model.kvStats();
+      for (const l of kv.layers) {
+        console.error(
+          `thinkv: kv layer ${l.layer}: keys ${formatBytes(l.keys)}, values ${formatBytes(l.values)}`,
+        );
+      }
+      console.error(
+        `thinkv: kv total ${formatBytes(kv.bytes)} of ${formatBytes(kv.fullBytes)} uncompressed ` +
+          `(${(100 * kv.bytes / kv.fullBytes).toFixed(1)}%)`,
+      );
+    }
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
