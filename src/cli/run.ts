@@ -6,6 +6,7 @@
 
 import { loadModel } from "../model/model.ts";
 import { CliError, formatBytes, numberOption, parseOptions } from "./common.ts";
+import { ProgressBar } from "./progress.ts";
 
 const HELP = `Usage: thinkv run --model FILE (--prompt TEXT | --file FILE) [options]
 
@@ -23,6 +24,7 @@ Generates text after the prompt and streams it to stdout; one stats line goes to
       --stop TEXT         stop before TEXT (repeatable)
       --ignore-eos        keep generating after the end-of-sequence token
       --stats             print KV-cache memory per layer to stderr
+  -q, --quiet             no progress bar
   -h, --help              this help`;
 
 /**
@@ -48,6 +50,7 @@ export async function runCommand(args: string[]): Promise<number> {
     stop: { type: "string", multiple: true },
     "ignore-eos": { type: "boolean" },
     stats: { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
   });
   if (values.help) {
@@ -74,7 +77,13 @@ export async function runCommand(args: string[]): Promise<number> {
   const contextLength = numberOption(values, "ctx", { integer: true, min: 1 });
   const batchSize = numberOption(values, "batch", { integer: true, min: 1 });
 
-  const model = await loadModel(values.model, { contextLength, batchSize });
+  const bar = new ProgressBar("loading weights", { quiet: !!values.quiet });
+  const model = await loadModel(values.model, {
+    contextLength,
+    batchSize,
+    onProgress: (done, total) => bar.update(done, total),
+  });
+  bar.done();
   try {
     const out = Deno.stdout;
     const enc = new TextEncoder();
