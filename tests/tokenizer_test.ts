@@ -6,8 +6,8 @@ import { tokenizerFromGguf } from "../src/tokenizer/tokenizer.ts";
 import type { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { SpmTokenizer } from "../src/tokenizer/spm.ts";
 import { Utf8StreamDecoder } from "../src/tokenizer/utf8_stream.ts";
+import { MODELS, vocabVectors } from "./_vocab_vectors.ts";
 
-const MODELS = new URL("../../shared/models/", import.meta.url);
 const GOLDEN = new URL("../../shared/golden/", import.meta.url);
 
 async function load(name: string): Promise<{ tok: Tokenizer; metadata: Map<string, GgufValue> }> {
@@ -17,25 +17,11 @@ async function load(name: string): Promise<{ tok: Tokenizer; metadata: Map<strin
   return { tok: tokenizerFromGguf(metadata), metadata };
 }
 
-/**
- * llama.cpp's vocab test files: `.inp` is the inputs, each followed by "\n__ggml_vocab_test__\n"
- * (so the text after the last separator is empty and is not an input); `.out` has one line of
- * space-separated ids per input (an empty line for an empty input), without BOS.
- */
-async function vocabTests(name: string): Promise<{ input: string; ids: number[] }[]> {
-  const inp = (await Deno.readTextFile(new URL(name + ".inp", MODELS))).split("\n__ggml_vocab_test__\n");
-  assert.equal(inp.pop(), "", "the .inp file ends with a separator");
-  const out = (await Deno.readTextFile(new URL(name + ".out", MODELS))).split("\n");
-  assert.equal(out.pop(), "", "the .out file ends with a newline");
-  assert.equal(inp.length, out.length);
-  return inp.map((input, i) => ({ input, ids: out[i].split(" ").filter((s) => s !== "").map(Number) }));
-}
-
 const llama = await load("ggml-vocab-llama-spm.gguf");
 const stories = await load("stories260K.gguf");
 
 Deno.test("SpmTokenizer.encode() matches every llama.cpp test vector of the LLaMA vocab", async () => {
-  const cases = await vocabTests("ggml-vocab-llama-spm.gguf");
+  const cases = await vocabVectors("ggml-vocab-llama-spm.gguf");
   assert.equal(cases.length, 46);
   for (const { input, ids } of cases) {
     assert.deepEqual(llama.tok.encode(input, { addBos: false }), ids, `input ${JSON.stringify(input)}`);
@@ -43,7 +29,7 @@ Deno.test("SpmTokenizer.encode() matches every llama.cpp test vector of the LLaM
 });
 
 Deno.test("SpmTokenizer.decode() inverts encode() on every test vector, with and without BOS", async () => {
-  for (const { input } of await vocabTests("ggml-vocab-llama-spm.gguf")) {
+  for (const { input } of await vocabVectors("ggml-vocab-llama-spm.gguf")) {
     assert.equal(llama.tok.decode(llama.tok.encode(input, { addBos: false })), input);
     assert.equal(llama.tok.decode(llama.tok.encode(input)), input);
   }
@@ -176,4 +162,13 @@ Deno.test("tokenizerFromGguf() rejects an unsupported or missing tokenizer.ggml.
   meta.set("tokenizer.ggml.model", "llama");
   meta.set("tokenizer.ggml.scores", new Float32Array(3));
   assert.throws(() => tokenizerFromGguf(meta), /3 scores for 32000 tokens/);
+});
+
+Deno.test("SpmTokenizer parses and renders control tokens on request and knows its end-of-generation ids", () => {
+  const { tok } = llama;
+  assert.deepEqual(tok.encode("<s>hi</s>", { addBos: false, parseSpecial: true }), [1, 7251, 2]);
+  assert.equal(tok.decode([1, 7251, 2], { renderSpecial: true }), "<s> hi</s>");
+  assert.equal(tok.decode([1, 7251, 2]), "hi");
+  assert.ok(tok.isEndOfGeneration(2));
+  assert.ok(!tok.isEndOfGeneration(1));
 });

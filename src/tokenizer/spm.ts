@@ -15,6 +15,7 @@
 
 import { ModelFormatError } from "../errors.ts";
 import type { GgufValue } from "../model/gguf.ts";
+import { endOfGenerationIds, SpecialTokenSplitter } from "./special.ts";
 import type { DecodeOptions, EncodeOptions, Tokenizer } from "./tokenizer.ts";
 import { Utf8StreamDecoder } from "./utf8_stream.ts";
 
@@ -101,7 +102,8 @@ export class SpmTokenizer implements Tokenizer {
   #ids = new Map<string, number>(); // vocabulary string → id (a duplicate string maps to the last id)
   #byteIds = new Int32Array(256).fill(-1); // byte → its <0xXX> token (or fallback), -1 if none
   #pieces: (Uint8Array | undefined)[]; // lazily filled tokenBytes cache
-  #userDefined: string[]; // USER_DEFINED token strings, longest first: split out before BPE
+  #specials: SpecialTokenSplitter; // user-defined (and, when parsing specials, control) tokens
+  #endOfGeneration: Set<number>;
 
   /** Builds the tokenizer from a vocabulary; throws {@linkcode ModelFormatError} if it is malformed. */
   constructor(vocab: SpmVocab) {
@@ -130,7 +132,6 @@ export class SpmTokenizer implements Tokenizer {
     this.addEos = vocab.addEos ?? false;
     this.addSpacePrefix = vocab.addSpacePrefix ?? true;
 
-    const userDefined: string[] = [];
     for (let id = 0; id < n; id++) {
       const text = vocab.tokens[id] === "" ? `[EMPTY_${id}]` : vocab.tokens[id]; // as llama.cpp does
       this.#ids.set(text, id);
@@ -141,9 +142,10 @@ export class SpmTokenizer implements Tokenizer {
           }, expected the form "<0xXX>"`,
         );
       }
-      if (this.#types[id] === TokenType.USER_DEFINED) userDefined.push(text);
     }
-    this.#userDefined = userDefined.sort((a, b) => b.length - a.length);
+    const texts = vocab.tokens.map((t, id) => t === "" ? `[EMPTY_${id}]` : t);
+    this.#specials = new SpecialTokenSplitter(texts, this.#types);
+    this.#endOfGeneration = endOfGenerationIds(texts, [this.eos]);
     for (let b = 0; b < 256; b++) {
       const hex = `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`;
       this.#byteIds[b] = this.#ids.get(hex) ??
@@ -225,7 +227,7 @@ export class SpmTokenizer implements Tokenizer {
       out.push(this.bos);
     }
     let afterSpecial = true; // the space prefix goes at the start and after every special token
-    for (const fragment of this.#splitUserDefined(text)) {
+    for (const fragment of this.#specials.split(text, options.parseSpecial ?? false)) {
       if (typeof fragment === "number") {
         out.push(fragment);
         afterSpecial = true;
@@ -258,7 +260,7 @@ export class SpmTokenizer implements Tokenizer {
    * ```
    */
   decode(ids: Iterable<number>, options: DecodeOptions = {}): string {
-    const dec = this.streamDecoder({ stripLeadingSpace: options.stripLeadingSpace ?? true });
+    const dec = this.streamDecoder({ ...options, stripLeadingSpace: options.stripLeadingSpace ?? true });
     return dec.push(ids) + dec.flush();
   }
 
@@ -279,7 +281,8 @@ export class SpmTokenizer implements Tokenizer {
    * ```
    */
   streamDecoder(options: DecodeOptions = {}): Utf8StreamDecoder {
-    return new Utf8StreamDecoder(this, {
+    const source = options.renderSpecial ? { tokenBytes: (id: number) => this.#renderBytes(id) } : this;
+    return new Utf8StreamDecoder(source, {
       stripLeadingSpace: this.addSpacePrefix && (options.stripLeadingSpace ?? false),
     });
   }
@@ -333,6 +336,21 @@ export class SpmTokenizer implements Tokenizer {
     return piece;
   }
 
+  /**
+   * Whether generating this id ends the generation: EOS, or a token whose text llama.cpp counts as an
+   * end of turn (`<|im_end|>`, `<end_of_turn>`, …).
+   *
+   * @example
+   * ```ts
+   * import { SpmTokenizer } from "./spm.ts";
+   * const tok = new SpmTokenizer({ tokens: ["<unk>", "<s>", "</s>", "a"] });
+   * console.log(tok.isEndOfGeneration(2), tok.isEndOfGeneration(3)); // true false
+   * ```
+   */
+  isEndOfGeneration(id: number): boolean {
+    return this.#endOfGeneration.has(id);
+  }
+
   #check(id: number): void {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
       throw new RangeError(
@@ -341,28 +359,12 @@ export class SpmTokenizer implements Tokenizer {
     }
   }
 
-  /** Splits user-defined tokens out of the text (llama.cpp does this even with parse_special = false). */
-  #splitUserDefined(text: string): (string | number)[] {
-    let parts: (string | number)[] = text === "" ? [] : [text];
-    for (const special of this.#userDefined) {
-      const id = this.#ids.get(special)!;
-      const next: (string | number)[] = [];
-      for (const part of parts) {
-        if (typeof part === "number") {
-          next.push(part);
-          continue;
-        }
-        let from = 0;
-        for (let at = part.indexOf(special); at >= 0; at = part.indexOf(special, from)) {
-          if (at > from) next.push(part.slice(from, at));
-          next.push(id);
-          from = at + special.length;
-        }
-        if (from < part.length) next.push(part.slice(from));
-      }
-      parts = next;
-    }
-    return parts;
+  /** Bytes with control and unknown tokens rendered as their text (llama.cpp's `special = true`). */
+  #renderBytes(id: number): Uint8Array {
+    const t = this.#types[id];
+    return t === TokenType.CONTROL || t === TokenType.UNKNOWN
+      ? utf8.encode(this.#tokens[id])
+      : this.tokenBytes(id);
   }
 
   /** The SentencePiece BPE on one escaped fragment; appends ids to `out`. */

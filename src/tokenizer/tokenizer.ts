@@ -5,12 +5,14 @@
  * | `tokenizer.ggml.model` | implementation |
  * |---|---|
  * | `"llama"` | {@linkcode SpmTokenizer} (SentencePiece BPE with byte fallback), `./spm.ts` |
+ * | `"gpt2"` | {@linkcode BpeTokenizer} (byte-level BPE: GPT-2, Llama 3, …), `./bpe.ts` |
  *
  * @module
  */
 
 import { ModelFormatError } from "../errors.ts";
 import type { GgufValue } from "../model/gguf.ts";
+import { BpeTokenizer } from "./bpe.ts";
 import { SpmTokenizer } from "./spm.ts";
 import type { Utf8StreamDecoder } from "./utf8_stream.ts";
 
@@ -20,6 +22,13 @@ export interface EncodeOptions {
   addBos?: boolean;
   /** Put EOS last. Default: the model's `tokenizer.ggml.add_eos_token` (false when absent). */
   addEos?: boolean;
+  /**
+   * Encode control tokens written in the text (`"<|eot_id|>"`, `"<s>"`) as those tokens, as llama.cpp's
+   * `parse_special = true` does; use it for text rendered from a chat template. Default `false`: such
+   * text is ordinary text (llama.cpp's default, and what its tokenizer test vectors use).
+   * User-defined tokens are split out either way.
+   */
+  parseSpecial?: boolean;
 }
 
 /** Options of {@linkcode Tokenizer.decode} and {@linkcode Tokenizer.streamDecoder}. */
@@ -30,12 +39,18 @@ export interface DecodeOptions {
    * to `false` (the ids usually continue a prompt that was printed already).
    */
   stripLeadingSpace?: boolean;
+  /**
+   * Print control tokens (BOS, EOS, `<|eot_id|>`) as their text, as llama.cpp's `special = true`
+   * (`common_detokenize`'s default) does; `decode(encode(text, { parseSpecial: true }), { renderSpecial:
+   * true })` gives `text` back. Default `false`: they print nothing (llama-cli's output).
+   */
+  renderSpecial?: boolean;
 }
 
 /**
  * A text ↔ token-id mapping loaded from a model's vocabulary. Special tokens written in the text (such
- * as `"<s>"`) are encoded as plain text, never as the special token (llama.cpp's `parse_special=false`).
- * Control tokens (BOS, EOS) decode to nothing.
+ * as `"<s>"`) are encoded as plain text unless `parseSpecial` is set (llama.cpp's `parse_special`).
+ * Control tokens (BOS, EOS) decode to nothing unless `renderSpecial` is set.
  *
  * @example
  * ```ts
@@ -57,6 +72,11 @@ export interface Tokenizer {
   readonly bos: number;
   /** End-of-sequence token id, or -1 when the vocabulary has none. */
   readonly eos: number;
+  /**
+   * Whether generating this id ends the generation: EOS, and also end-of-turn tokens such as Llama 3's
+   * `<|eot_id|>` (llama.cpp's `llama_vocab_is_eog`). Stop on this rather than on `id === eos`.
+   */
+  isEndOfGeneration(id: number): boolean;
   /** Encodes text to token ids. */
   encode(text: string, options?: EncodeOptions): number[];
   /** Decodes token ids to text; bytes that are not valid UTF-8 become U+FFFD. */
@@ -70,7 +90,7 @@ export interface Tokenizer {
 }
 
 /** The `tokenizer.ggml.model` values {@linkcode tokenizerFromGguf} accepts. */
-export const SUPPORTED_TOKENIZER_MODELS: readonly string[] = ["llama"];
+export const SUPPORTED_TOKENIZER_MODELS: readonly string[] = ["llama", "gpt2"];
 
 /**
  * Creates the tokenizer a GGUF file's metadata describes. Throws {@linkcode ModelFormatError} when
@@ -96,6 +116,8 @@ export function tokenizerFromGguf(metadata: ReadonlyMap<string, GgufValue>): Tok
   switch (model) {
     case "llama":
       return SpmTokenizer.fromGguf(metadata);
+    case "gpt2":
+      return BpeTokenizer.fromGguf(metadata);
     default:
       throw new ModelFormatError(
         `Cannot create a tokenizer: tokenizer.ggml.model ${JSON.stringify(model)} is not supported ` +
