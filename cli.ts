@@ -14,17 +14,23 @@
  * @module
  */
 
+import { chatCommand } from "./src/cli/chat.ts";
+import { evalCommand } from "./src/cli/eval.ts";
 import { infoCommand } from "./src/cli/info.ts";
 import { runCommand } from "./src/cli/run.ts";
 import { tokenizeCommand } from "./src/cli/tokenize.ts";
+import { synthCommand } from "./src/cli/synth.ts";
 import { CliError, reportError } from "./src/cli/common.ts";
 
 const USAGE = `thinkv — LLaMA on WebGPU with ThinK / eviction / quantized KV caches
 
 Usage:
   thinkv run --model FILE --prompt TEXT [-n N] [options]   generate text
+  thinkv chat --model FILE [--system TEXT]                 interactive chat (KV cache kept between turns)
   thinkv info FILE                                         metadata, tensor types, memory estimate
   thinkv tokenize --model FILE --text TEXT [--no-bos]      print token ids as JSON
+  thinkv synth --shape NAME --type T OUT.gguf              write a random-weight model for speed runs
+  thinkv eval --config FILE.yaml [--out DIR]               quality vs KV-cache bytes: table, JSON, CSV, SVG
 
 Run 'thinkv <command> --help' for a command's options.`;
 
@@ -43,10 +49,16 @@ export async function main(args: string[]): Promise<number> {
     switch (command) {
       case "run":
         return await runCommand(rest);
+      case "chat":
+        return await chatCommand(rest);
       case "info":
         return await infoCommand(rest);
       case "tokenize":
         return await tokenizeCommand(rest);
+      case "synth":
+        return await synthCommand(rest);
+      case "eval":
+        return await evalCommand(rest);
       case undefined:
       case "-h":
       case "--help":
@@ -54,7 +66,9 @@ export async function main(args: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 1 : 0;
       default:
-        throw new CliError(`unknown command "${command}" (commands: run, info, tokenize; see thinkv --help)`);
+        throw new CliError(
+          `unknown command "${command}" (commands: run, chat, info, tokenize; see thinkv --help)`,
+        );
     }
   } catch (e) {
     return reportError(e);

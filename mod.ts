@@ -43,7 +43,46 @@ export { type ParamFields, params, ParamStruct, type ScalarType } from "./src/gp
 export { type BatchInput, type Kernels, type LogitRows, RunState } from "./src/engine/forward.ts";
 export type { LayerWeights, LlamaWeights, UploadProgress } from "./src/model/weights.ts";
 export type { GpuWeight, GpuWeightChunk } from "./src/model/gpu_weight.ts";
-export { FullKvCache, type KvLayerBytes } from "./src/kv/full_cache.ts";
+export {
+  describeKvOptions,
+  EVICTION_POLICIES,
+  type EvictionOptions,
+  type EvictionPolicy,
+  type KvFlags,
+  type KvOptions,
+  kvOptionsFromFlags,
+  loadKvConfig,
+  parseKvConfig,
+  type PoolKind,
+  type ResolvedEviction,
+  type ResolvedKvOptions,
+  type ResolvedThink,
+  resolveKvOptions,
+  type ThinkOptions,
+} from "./src/kv/options.ts";
+export { type KvBatch, KvCache, type KvLayer, type KvLayerStats, type KvPhase } from "./src/kv/cache.ts";
+export { formatKvStats, formatKvSummary } from "./src/kv/stats.ts";
+export type { KvSegment } from "./src/kv/segment.ts";
+export {
+  type CompressionPlan,
+  keptChannels,
+  type LayerPlan,
+  planCompression,
+  pyramidBudgets,
+  type Scoring,
+} from "./src/kv/plan.ts";
+export type { SegmentAttentionArgs, ThinSegmentArgs } from "./src/kernels/attention.ts";
+export { ChatSession, type ChatSessionOptions } from "./src/chat/session.ts";
+export {
+  type ChatFormat,
+  type ChatMessage,
+  renderChat,
+  type RenderChatOptions,
+} from "./src/chat/template.ts";
+export { BpeTokenizer } from "./src/tokenizer/bpe.ts";
+export { type Pretokenizer, pretokenizerFor } from "./src/tokenizer/pretokenize.ts";
+export { SpmTokenizer } from "./src/tokenizer/spm.ts";
+export { type SampleArgs, SampleKernel } from "./src/kernels/sample.ts";
 export type { DecodeOptions, EncodeOptions } from "./src/tokenizer/tokenizer.ts";
 export { Utf8StreamDecoder } from "./src/tokenizer/utf8_stream.ts";
 export { type ArgmaxArgs, ArgmaxKernel } from "./src/kernels/argmax.ts";

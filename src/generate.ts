@@ -15,17 +15,29 @@ export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
   /** Stop sequences: generation ends before the first occurrence of any (not included in the output). */
   stop?: string[];
-  /** Stop at the end-of-sequence token; default true. */
+  /** Stop at an end-of-generation token (EOS, or Llama 3's `<|eot_id|>` / `<|eom_id|>`); default true. */
   stopAtEos?: boolean;
+  /**
+   * How many leading prompt tokens are already in the KV cache at positions 0…startPos−1 (from an
+   * earlier call on this model, e.g. the previous chat turn); only the rest is prefilled. Default 0.
+   * The caller guarantees those positions hold exactly these tokens.
+   */
+  startPos?: number;
+  /** Stops generation (stop reason "aborted") when it fires; the tokens so far are kept. */
+  signal?: AbortSignal;
 }
 
 /** Why generation ended. */
-export type StopReason = "eos" | "length" | "stop" | "context";
+export type StopReason = "eos" | "length" | "stop" | "context" | "aborted";
 
 /** What a finished generation reports. */
 export interface GenerationStats {
   /** Prompt tokens (BOS included). */
   promptTokens: number;
+  /** Prompt tokens actually prefilled (the rest were already cached: `promptTokens − startPos`). */
+  prefilledTokens: number;
+  /** Positions of the KV cache that hold valid tokens when generation ended (prompt + fed tokens). */
+  contextTokens: number;
   /** Tokens generated (the EOS that ended generation is not counted). */
   generatedTokens: number;
   /** Prefill time, ms (until the first generated token was known). */
@@ -78,6 +90,15 @@ export async function* generate(
         "shorten the prompt or raise the context length (--ctx)",
     );
   }
+  const startPos = options.startPos ?? 0;
+  if (!Number.isInteger(startPos) || startPos < 0 || startPos >= ids.length) {
+    throw new RangeError(
+      `Cannot generate: startPos must be an integer in [0, ${
+        ids.length - 1
+      }] (at least one prompt token is prefilled): ` +
+        `current value is ${startPos}`,
+    );
+  }
   const temperature = options.temperature ?? 0.8;
   const greedy = temperature === 0;
   const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
@@ -90,6 +111,7 @@ export async function* generate(
 
   const t0 = performance.now();
   let tFirst = t0;
+  let pos = startPos;
   const next = async (): Promise<number> => {
     if (greedy) return await model.readNextToken();
     const id = sampleToken(await model.readLogits(), { ...options, temperature }, rng);
@@ -98,12 +120,12 @@ export async function* generate(
   };
 
   if (maxTokens > 0) {
-    model.prefill(ids, 0, { logits: "last", greedy });
+    model.prefill(ids.slice(startPos), startPos, { logits: "last", greedy });
     let id = await next();
     tFirst = performance.now();
-    let pos = ids.length;
+    pos = ids.length;
     while (true) {
-      if (stopAtEos && id === tok.eos) {
+      if (stopAtEos && tok.isEndOfGeneration(id)) {
         stopReason = "eos";
         break;
       }
@@ -122,6 +144,10 @@ export async function* generate(
         pending = pending.slice(pending.length - hold);
       }
       if (tokens.length >= maxTokens) break;
+      if (options.signal?.aborted) {
+        stopReason = "aborted";
+        break;
+      }
       if (pos >= model.contextLength) {
         stopReason = "context";
         break;
@@ -138,6 +164,8 @@ export async function* generate(
   const decodeMs = tEnd - tFirst;
   const stats: GenerationStats = {
     promptTokens: ids.length,
+    prefilledTokens: ids.length - startPos,
+    contextTokens: pos,
     generatedTokens: tokens.length,
     prefillMs,
     decodeMs,

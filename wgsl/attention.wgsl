@@ -31,9 +31,19 @@
 //   attend_chunks  headDim/2 + CHUNK·(headDim/2 + 1);  reduce_chunks 2·nChunks;  kv_store none.
 //
 // The chunk loop runs over a contiguous range of *key indices*, not of cache rows, and attend_full()
-// handles one contiguous full-width segment. A ThinK cache adds a second segment (thin keys with their
-// own channel count, q gathered at the kept channels): split [j0, j1) at the segment boundary and call
-// an attend_thin() that updates the same running state (m_run, l_run, acc).
+// handles one contiguous full-width segment. A compressed cache (src/kv/) adds a thin segment in front:
+//
+//   attend_segments  pass 1 over [thin | tail]: key index j < thinLen reads thin row j, j ≥ thinLen reads
+//                    tail row j − thinLen; pos0 = thinLen + the tail row of query 0, so query t attends
+//                    key indices 0 … pos0 + t and reduce_chunks merges it unchanged. Thin keys hold
+//                    nKeep channels (ThinK) in rows of thinStride f32 (vec4 loads at any stride, see
+//                    gather_thin; padding channels zero);
+//                    attend_thin() gathers q at the kept channels once and updates the same running
+//                    state (m_run, l_run, acc) as attend_full(): one softmax, scale 1/√D (the full D).
+//                    bindings 0 p: AttnParams, 1 q, 2 kTail, 3 vTail (read), 4 pAcc, 5 pMl (rw),
+//                             6 kThin [nKvHeads, thinCapacity, thinStride], 7 vThin [nKvHeads,
+//                             thinCapacity, headDim], 8 channels [nKvHeads, nKeep] u32 (read)
+//                    loop trips: headDim/2 + 20·(thinStride + 6)/4 + CHUNK·(max((thinStride + 6)/4, headDim/4) + headDim/4 + 1)
 
 {{KV_PARAMS}}
 {{ATTN_PARAMS}}
@@ -140,6 +150,108 @@ fn attend_chunks(
   l_run = 0.0;
 
   attend_full(kvh, j0, j1);
+
+  p_ml[id] = vec2<f32>(m_run, l_run);
+  for (var i = 0u; i < d4; i++) {
+    p_acc[id * d4 + i] = acc[i];
+  }
+}
+
+// ---- attend_segments (pass 1 over [thin | tail]) -------------------------------------------------
+
+@group(0) @binding(6) var<storage, read> k_thin: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> v_thin: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> channels: array<u32>;
+
+// Thin key rows are read as vec4 whatever their stride: row R (= kvh·thinCapacity + j) starts at float
+// f = R·thinStride, i.e. at lane sh = f % 4 of vec4 f / 4, and spans ceil((sh + thinStride) / 4) vec4s.
+// q_sh holds 4 copies of the gathered query, copy sh shifted right by sh lanes (zeros around), so the
+// dot product of any row is a plain vec4 loop: an unpadded 77-channel row costs 20 vec4 loads, like a
+// row padded to 80. The thin key buffer is allocated in whole vec4s (≤ 12 bytes of tail padding).
+const MAX_SH: u32 = 65u;                      // vec4s per shifted copy: ceil((256 + 3) / 4)
+var<private> q_sh: array<vec4<f32>, 260>;     // 4 · MAX_SH: q (scaled) at the kept channels, shifted
+
+// q_sh[sh·MAX_SH + g][e] = q4 at channel channels[kvh, i] with i = 4g + e − sh, for 0 ≤ i < nKeep; else 0.
+fn gather_thin(kvh: u32) {
+  let n4 = (p.thinStride + 6u) / 4u;
+  for (var sh = 0u; sh < 4u; sh++) {
+    for (var g = 0u; g < n4; g++) {
+      var v = vec4<f32>(0.0);
+      for (var e = 0u; e < 4u; e++) {
+        let i = 4u * g + e;
+        if (i >= sh && i - sh < p.nKeep) {
+          let c = channels[kvh * p.nKeep + i - sh];
+          v[e] = q4[c / 4u][c % 4u];
+        }
+      }
+      q_sh[sh * MAX_SH + g] = v;
+    }
+  }
+}
+
+// Online softmax over thin rows [j0, j1) of KV head kvh, the kept channels only.
+fn attend_thin(kvh: u32, j0: u32, j1: u32) {
+  let d4 = p.headDim / 4u;
+  let head = kvh * p.thinCapacity;
+  for (var j = j0; j < j1; j++) {
+    let f = (head + j) * p.thinStride;
+    let g0 = f / 4u;
+    let qb = (f % 4u) * MAX_SH;
+    let n4 = (f % 4u + p.thinStride + 3u) / 4u;
+    var s4 = vec4<f32>(0.0);
+    for (var g = 0u; g < n4; g++) {
+      s4 += q_sh[qb + g] * k_thin[g0 + g];
+    }
+    let s = (s4.x + s4.y) + (s4.z + s4.w);
+    let m_new = max(m_run, s);
+    let alpha = exp(m_run - m_new);
+    let e = exp(s - m_new);
+    l_run = l_run * alpha + e;
+    m_run = m_new;
+    let vb = (head + j) * d4;
+    for (var i = 0u; i < d4; i++) {
+      acc[i] = acc[i] * alpha + e * v_thin[vb + i];
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn attend_segments(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let id = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (id >= p.nTokens * p.nChunks * p.nHeads) {
+    return;
+  }
+  let h = id % p.nHeads;
+  let c = (id / p.nHeads) % p.nChunks;
+  let t = id / (p.nHeads * p.nChunks);
+  let ctx = p.pos0 + t + 1u; // key indices 0 … pos0 + t over [thin | tail]
+  let j0 = c * CHUNK;
+  if (j0 >= ctx) {
+    return;
+  }
+  let j1 = min(j0 + CHUNK, ctx);
+  let kvh = h / (p.nHeads / p.nKvHeads);
+  let d4 = p.headDim / 4u;
+
+  let qb = (p.qOffset + t * p.qStride + h * p.headDim) / 4u;
+  for (var i = 0u; i < d4; i++) {
+    q4[i] = q[qb + i] * p.scale;
+    acc[i] = vec4<f32>(0.0);
+  }
+  m_run = NEG_BIG;
+  l_run = 0.0;
+
+  if (j0 < p.thinLen) {
+    gather_thin(kvh);
+    attend_thin(kvh, j0, min(j1, p.thinLen));
+  }
+  if (j1 > p.thinLen) {
+    attend_full(kvh, max(j0, p.thinLen) - p.thinLen, j1 - p.thinLen);
+  }
 
   p_ml[id] = vec2<f32>(m_run, l_run);
   for (var i = 0u; i < d4; i++) {

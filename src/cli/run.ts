@@ -6,7 +6,9 @@
 
 import { loadModel } from "../model/model.ts";
 import { CliError, formatBytes, numberOption, parseOptions } from "./common.ts";
+import { KV_FLAG_HELP, KV_FLAG_OPTIONS, kvOptionsFromCli } from "./kv_flags.ts";
 import { ProgressBar } from "./progress.ts";
+import { formatKvStats } from "../kv/stats.ts";
 
 const HELP = `Usage: thinkv run --model FILE (--prompt TEXT | --file FILE) [options]
 
@@ -25,7 +27,8 @@ Generates text after the prompt and streams it to stdout; one stats line goes to
       --ignore-eos        keep generating after the end-of-sequence token
       --stats             print KV-cache memory per layer to stderr
   -q, --quiet             no progress bar
-  -h, --help              this help`;
+  -h, --help              this help
+${KV_FLAG_HELP}`;
 
 /**
  * Runs `thinkv run`; returns the exit status.
@@ -52,6 +55,7 @@ export async function runCommand(args: string[]): Promise<number> {
     stats: { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
+    ...KV_FLAG_OPTIONS,
   });
   if (values.help) {
     console.log(HELP);
@@ -77,10 +81,12 @@ export async function runCommand(args: string[]): Promise<number> {
   const contextLength = numberOption(values, "ctx", { integer: true, min: 1 });
   const batchSize = numberOption(values, "batch", { integer: true, min: 1 });
 
+  const kv = await kvOptionsFromCli(values);
   const bar = new ProgressBar("loading weights", { quiet: !!values.quiet });
   const model = await loadModel(values.model, {
     contextLength,
     batchSize,
+    kv,
     onProgress: (done, total) => bar.update(done, total),
   });
   bar.done();
@@ -107,18 +113,7 @@ export async function runCommand(args: string[]): Promise<number> {
         } tok/s; ` +
         `KV cache ${formatBytes(s.kvCacheBytes)}; ${model.gpu.adapterName}`,
     );
-    if (values.stats) {
-      const kv = model.kvStats();
-      for (const l of kv.layers) {
-        console.error(
-          `thinkv: kv layer ${l.layer}: keys ${formatBytes(l.keys)}, values ${formatBytes(l.values)}`,
-        );
-      }
-      console.error(
-        `thinkv: kv total ${formatBytes(kv.bytes)} of ${formatBytes(kv.fullBytes)} uncompressed ` +
-          `(${(100 * kv.bytes / kv.fullBytes).toFixed(1)}%)`,
-      );
-    }
+    if (values.stats) console.error(formatKvStats(model.kvStats()));
   } finally {
     model.dispose();
   }

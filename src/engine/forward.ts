@@ -16,7 +16,7 @@ import { EmbeddingKernel } from "../kernels/embedding.ts";
 import { MatmulKernel } from "../kernels/matmul.ts";
 import { RmsNormKernel } from "../kernels/rmsnorm.ts";
 import { RopeKernel } from "../kernels/rope.ts";
-import type { FullKvCache } from "../kv/full_cache.ts";
+import type { KvCache } from "../kv/cache.ts";
 import type { LlamaConfig } from "../model/config.ts";
 import type { LlamaWeights } from "../model/weights.ts";
 
@@ -137,7 +137,10 @@ export class RunState {
 export interface BatchInput {
   /** Tokens in the batch. */
   n: number;
-  /** Absolute position of the first token. */
+  /**
+   * Absolute position of the first token: its RoPE angle. The cache places the rows at its own fill,
+   * which after compression is smaller than the position.
+   */
   pos0: number;
   /** First u32 slot of `state.ids` holding the batch's ids (0 for prefill, `nextSlot` for decode). */
   idsSlot: number;
@@ -157,44 +160,28 @@ export interface BatchInput {
  */
 export function encodeForward(
   pass: GPUComputePassEncoder,
-  m: { config: LlamaConfig; weights: LlamaWeights; kernels: Kernels; state: RunState; cache: FullKvCache },
+  m: { config: LlamaConfig; weights: LlamaWeights; kernels: Kernels; state: RunState; cache: KvCache },
   batch: BatchInput,
 ): void {
   const { config: c, weights: w, kernels: k, state: s, cache } = m;
   const { n, pos0 } = batch;
-  const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, capacity: cache.capacity };
   const rope = { nTokens: n, headDim: c.headDim, ropeDim: c.ropeDim, pos0, freqBase: c.ropeBase };
 
   // x = token_embd[ids]
   k.embedding.encode(pass, s.x, s.ids, batch.idsSlot, n, w.tokenEmbd);
   for (let l = 0; l < c.nLayers; l++) {
     const lw = w.layers[l];
-    // attention: norm -> q, k, v -> rope -> cache write -> causal attention -> output projection -> residual
+    // attention: norm -> q, k, v -> rope (absolute positions) -> cache append -> attention over the
+    // cache's segments -> observe (compressing prefill only) -> output projection -> residual
     k.rmsNorm.encode(pass, { x: s.x, w: lw.attnNorm, out: s.xb, rows: n, cols: c.dim, eps: c.normEps });
     k.matmul.encode(pass, s.q, s.xb, lw.wq, n);
     k.matmul.encode(pass, s.k, s.xb, lw.wk, n);
     k.matmul.encode(pass, s.v, s.xb, lw.wv, n);
     k.rope.encode(pass, { x: s.q, nHeads: c.nHeads, freqFactors: w.ropeFreqs, ...rope });
     k.rope.encode(pass, { x: s.k, nHeads: c.nKvHeads, freqFactors: w.ropeFreqs, ...rope });
-    k.attention.storeKv(pass, {
-      k: s.k,
-      v: s.v,
-      kCache: cache.keys[l],
-      vCache: cache.values[l],
-      nTokens: n,
-      pos0,
-      ...shape,
-    });
-    k.attention.encode(pass, {
-      q: s.q,
-      kCache: cache.keys[l],
-      vCache: cache.values[l],
-      out: s.att,
-      scratch: s.scratch,
-      nTokens: n,
-      pos0,
-      ...shape,
-    });
+    cache.append(pass, l, s.k, s.v, { n });
+    cache.attend(pass, l, { q: s.q, out: s.att, scratch: s.scratch, n });
+    cache.observe(pass, l, { q: s.q, scratch: s.scratch, n });
     k.matmul.encode(pass, s.xb2, s.att, lw.wo, n);
     k.elementwise.add(pass, { x: s.x, y: s.xb2, rows: n, cols: c.dim });
     // ffn: norm -> gate, up -> swiglu -> down -> residual
@@ -205,6 +192,7 @@ export function encodeForward(
     k.matmul.encode(pass, s.xb2, s.hb3, lw.wDown, n);
     k.elementwise.add(pass, { x: s.x, y: s.xb2, rows: n, cols: c.dim });
   }
+  cache.advance(n);
   if (batch.logits === "none") return;
   // logits: final norm of the rows we need -> LM head
   const rows = batch.logits === "all" ? n : 1;

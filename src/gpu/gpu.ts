@@ -20,6 +20,8 @@ export interface GpuOptions {
   disableF16?: boolean;
   /** Adapter power preference. */
   powerPreference?: GPUPowerPreference;
+  /** Do not request `subgroups` even when it works (forces the kernels' barrier/uniform-buffer paths). */
+  disableSubgroups?: boolean;
 }
 
 /** A compute pipeline to build: which `.wgsl` file it came from, its expanded code and constants. */
@@ -94,6 +96,13 @@ export class Gpu {
   readonly hasF16: boolean;
   /** True when `timestamp-query` was granted. */
   readonly hasTimestamps: boolean;
+  /**
+   * True when `subgroups` was granted: kernels may use `subgroupBroadcast`/`subgroupAdd` (without
+   * `enable subgroups;`, which Deno's naga rejects).
+   */
+  readonly hasSubgroups: boolean;
+  /** The adapter's smallest subgroup size (0 when unknown); llvmpipe on Vulkan reports 8. */
+  readonly subgroupMinSize: number;
   /** Largest storage binding in bytes (tensors larger than this are split). */
   readonly maxStorageBinding: number;
   /** Largest single buffer in bytes. */
@@ -115,6 +124,8 @@ export class Gpu {
     this.isFallbackAdapter = adapter.info.isFallbackAdapter ?? false;
     this.hasF16 = device.features.has("shader-f16");
     this.hasTimestamps = device.features.has("timestamp-query");
+    this.hasSubgroups = device.features.has("subgroups" as GPUFeatureName);
+    this.subgroupMinSize = (adapter.info as { subgroupMinSize?: number }).subgroupMinSize ?? 0;
     this.maxStorageBinding = device.limits.maxStorageBufferBindingSize;
     this.maxBufferSize = device.limits.maxBufferSize;
     device.lost.then((info) => {
@@ -154,7 +165,20 @@ export class Gpu {
       maxComputeWorkgroupSizeX: a.maxComputeWorkgroupSizeX,
       minStorageBufferOffsetAlignment: a.minStorageBufferOffsetAlignment,
     };
-    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    // lavapipe does not list `subgroups`, yet grants it (subgroup size 8) and runs subgroupBroadcast and
+    // subgroupAdd; GL cannot. So ask for it whenever allowed and fall back to a device without it.
+    let device: GPUDevice | undefined;
+    if (!options.disableSubgroups) {
+      try {
+        device = await adapter.requestDevice({
+          requiredFeatures: [...requiredFeatures, "subgroups" as GPUFeatureName],
+          requiredLimits,
+        });
+      } catch {
+        device = undefined;
+      }
+    }
+    device ??= await adapter.requestDevice({ requiredFeatures, requiredLimits });
     return new Gpu(device, adapter);
   }
 

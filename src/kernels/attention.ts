@@ -52,6 +52,10 @@ const AttnParams = params("AttnParams", {
   outOffset: "u32",
   outStride: "u32",
   scale: "f32",
+  thinLen: "u32",
+  thinCapacity: "u32",
+  thinStride: "u32",
+  nKeep: "u32",
 });
 
 /** Options for {@linkcode AttentionKernel.create}. */
@@ -92,6 +96,40 @@ export interface KvStoreArgs {
   kCacheOffset?: number;
   /** Element offset of this layer's value cache in `vCache`. */
   vCacheOffset?: number;
+}
+
+/**
+ * The thin segment of a compressed layer (ThinK): the first `length` kept tokens with `nKeep` key
+ * channels, in rows of `stride` f32.
+ */
+export interface ThinSegmentArgs {
+  /**
+   * Thin keys `[nKvHeads, capacity, stride]` f32: kept channels in ascending order, padding zero, the
+   * buffer a multiple of 16 bytes (read).
+   */
+  keys: Binding;
+  /** Thin values `[nKvHeads, capacity, headDim]` f32 (read). */
+  values: Binding;
+  /** Kept channel ids `[nKvHeads, nKeep]` u32, ascending (read). */
+  channels: Binding;
+  /** Rows in use (key indices 0 … length − 1). */
+  length: number;
+  /** Rows allocated per KV head. */
+  capacity: number;
+  /** Kept channels. */
+  nKeep: number;
+  /** f32 per key row (≥ nKeep; any value: rows are read as vec4 from their unaligned start). */
+  stride: number;
+}
+
+/**
+ * Arguments of {@linkcode AttentionKernel.encodeSegments}: attention over `[thin | tail]`, the tail
+ * being the usual full-width cache given by `kCache`/`vCache`/`capacity`. `pos0` is the *tail row* of
+ * query row 0 (not its RoPE position): query t attends all thin rows and tail rows 0 … pos0 + t.
+ */
+export interface SegmentAttentionArgs extends AttentionArgs {
+  /** The thin segment in front of the tail. */
+  thin: ThinSegmentArgs;
 }
 
 /** Scratch for the chunk partials, from {@linkcode AttentionKernel.createScratch}. */
@@ -194,6 +232,7 @@ export class AttentionKernel {
   readonly #store: GPUComputePipeline;
   readonly #attend: GPUComputePipeline;
   readonly #reduce: GPUComputePipeline;
+  readonly #segments: GPUComputePipeline;
 
   private constructor(
     gpu: Gpu,
@@ -201,12 +240,14 @@ export class AttentionKernel {
     store: GPUComputePipeline,
     attend: GPUComputePipeline,
     reduce: GPUComputePipeline,
+    segments: GPUComputePipeline,
   ) {
     this.#gpu = gpu;
     this.chunk = chunk;
     this.#store = store;
     this.#attend = attend;
     this.#reduce = reduce;
+    this.#segments = segments;
   }
 
   /** Compiles (or fetches from the cache) the three pipelines. */
@@ -221,14 +262,15 @@ export class AttentionKernel {
       KV_PARAMS: KvStoreParams.wgsl(),
       ATTN_PARAMS: AttnParams.wgsl(),
     });
-    const build = (entryPoint: string, key: string, constants: Record<string, number>) =>
-      gpu.pipeline({ key, file: FILE, code, entryPoint, constants });
-    const [store, attend, reduce] = await Promise.all([
-      build("kv_store", `kv_store:wg${WG}`, { WG }),
-      build("attend_chunks", `attention:chunks:c${chunk}:wg${WG}`, { WG, CHUNK: chunk }),
-      build("reduce_chunks", `attention:reduce:c${chunk}:wg${WG}`, { WG, CHUNK: chunk }),
+    const build = (entryPoint: string, key: string) =>
+      gpu.pipeline({ key, file: FILE, code, entryPoint, constants: { WG, CHUNK: chunk } });
+    const [store, attend, reduce, segments] = await Promise.all([
+      build("kv_store", `kv_store:wg${WG}`),
+      build("attend_chunks", `attention:chunks:c${chunk}:wg${WG}`),
+      build("reduce_chunks", `attention:reduce:c${chunk}:wg${WG}`),
+      build("attend_segments", `attention:segments:c${chunk}:wg${WG}`),
     ]);
-    return new AttentionKernel(gpu, chunk, store, attend, reduce);
+    return new AttentionKernel(gpu, chunk, store, attend, reduce, segments);
   }
 
   /** Key chunks a call with context `pos0 + nTokens` uses (the partials' chunk stride). */
@@ -293,7 +335,38 @@ export class AttentionKernel {
 
   /** Encodes both attention passes: `out = softmax(q·kᵀ·scale, causal) · v` for every (token, head). */
   encode(pass: GPUComputePassEncoder, a: AttentionArgs): void {
+    this.#encode(pass, a, null);
+  }
+
+  /**
+   * Encodes attention over a compressed layer, `[thin | tail]` in key order, with one softmax at scale
+   * `1/√headDim` (the full head dimension, also for the thin keys): thin logits use q gathered at the
+   * kept channels, tail logits the whole q. Query t attends every thin row and tail rows 0 … pos0 + t.
+   * A thin segment of length 0 falls back to {@linkcode AttentionKernel.encode} on the tail.
+   */
+  encodeSegments(pass: GPUComputePassEncoder, a: SegmentAttentionArgs): void {
+    if (a.thin.length === 0) return this.#encode(pass, a, null);
+    const t = a.thin;
+    if (t.nKeep < 1 || t.nKeep > a.headDim || t.stride < t.nKeep || t.length > t.capacity) {
+      throw new RangeError(
+        `Cannot encode segment attention: the thin segment needs 1 ≤ nKeep ≤ stride, nKeep ≤ headDim ${a.headDim} ` +
+          `and length ≤ capacity: current values are nKeep ${t.nKeep}, stride ${t.stride}, length ${t.length}, ` +
+          `capacity ${t.capacity}`,
+      );
+    }
+    const keyBytes = Math.ceil((a.nKvHeads * t.capacity * t.stride * 4) / 16) * 16;
+    if (t.keys instanceof GPUBuffer && t.keys.size < keyBytes) {
+      throw new RangeError(
+        `Cannot encode segment attention: thin keys need ${keyBytes} bytes (rows are read as whole vec4s): ` +
+          `current buffer size is ${t.keys.size}`,
+      );
+    }
+    this.#encode(pass, a, t);
+  }
+
+  #encode(pass: GPUComputePassEncoder, a: AttentionArgs, thin: ThinSegmentArgs | null): void {
     const { nTokens, nHeads, nKvHeads, headDim, pos0 } = a;
+    const what = thin ? "segment attention" : "attention";
     const width = nHeads * headDim;
     const v = {
       headDim,
@@ -304,29 +377,33 @@ export class AttentionKernel {
       outOffset: a.outOffset ?? 0,
       outStride: a.outStride ?? width,
     };
-    requireVec4("attention", v);
+    requireVec4(what, v);
     if (headDim > MAX_HEAD_DIM || headDim < 4) {
       throw new RangeError(
-        `Cannot encode attention: headDim must be in [4, ${MAX_HEAD_DIM}]: current value is ${headDim}`,
+        `Cannot encode ${what}: headDim must be in [4, ${MAX_HEAD_DIM}]: current value is ${headDim}`,
       );
     }
     if (nKvHeads < 1 || nHeads % nKvHeads !== 0) {
       throw new RangeError(
-        `Cannot encode attention: nKvHeads must divide nHeads ${nHeads}: current value is ${nKvHeads}`,
+        `Cannot encode ${what}: nKvHeads must divide nHeads ${nHeads}: current value is ${nKvHeads}`,
       );
     }
-    const context = pos0 + nTokens;
-    if (context > a.capacity) {
+    if (pos0 + nTokens > a.capacity) {
       throw new RangeError(
-        `Cannot encode attention: context ${context} exceeds the cache capacity ${a.capacity}`,
+        `Cannot encode ${what}: context ${pos0 + nTokens} exceeds the cache capacity ${a.capacity}`,
       );
     }
+    const thinLen = thin?.length ?? 0;
+    const context = thinLen + pos0 + nTokens; // key indices over [thin | tail]
     const nChunks = this.chunks(context);
-    const tripsAttend = headDim / 2 + this.chunk * (headDim / 2 + 1);
+    const d4 = headDim / 4;
+    const thin4 = thin ? Math.ceil((thin.stride + 6) / 4) : 0; // vec4s per shifted q copy (attention.wgsl)
+    const perKey = thin ? Math.max(thin4, d4) + d4 + 1 : 2 * d4 + 1;
+    const tripsAttend = 2 * d4 + 20 * thin4 + this.chunk * perKey;
     const tripsReduce = 2 * nChunks;
     if (tripsAttend >= MAX_TRIPS || tripsReduce >= MAX_TRIPS) {
       throw new RangeError(
-        `Cannot encode attention: ${
+        `Cannot encode ${what}: ${
           Math.max(tripsAttend, tripsReduce)
         } loop trips per invocation would exceed ` +
           `llvmpipe's limit (chunk ${this.chunk}, headDim ${headDim}, context ${context})`,
@@ -335,27 +412,36 @@ export class AttentionKernel {
     const slots = nTokens * nChunks * nHeads;
     if (slots * headDim * 4 > a.scratch.acc.size || slots * 8 > a.scratch.ml.size) {
       throw new RangeError(
-        `Cannot encode attention: the scratch holds fewer than the ${slots} partial slots this call needs`,
+        `Cannot encode ${what}: the scratch holds fewer than the ${slots} partial slots this call needs`,
       );
     }
     const u = this.#gpu.uniform(AttnParams, {
       nTokens,
       nHeads,
       nKvHeads,
-      pos0,
+      pos0: thinLen + pos0,
       capacity: a.capacity,
       nChunks,
       scale: a.scale ?? 1 / Math.sqrt(headDim),
+      thinLen,
+      thinCapacity: thin?.capacity ?? 0,
+      thinStride: thin?.stride ?? 0,
+      nKeep: thin?.nKeep ?? 0,
       ...v,
     });
     const gpu = this.#gpu;
-    gpu.dispatch(
-      pass,
-      this.#attend,
-      [u, a.q, a.kCache, a.vCache, a.scratch.acc, a.scratch.ml],
-      Math.ceil(slots / WG),
-    );
-    const outInvocations = nTokens * nHeads * (headDim / 4);
+    const partials = [u, a.q, a.kCache, a.vCache, a.scratch.acc, a.scratch.ml];
+    if (thin) {
+      gpu.dispatch(
+        pass,
+        this.#segments,
+        [...partials, thin.keys, thin.values, thin.channels],
+        Math.ceil(slots / WG),
+      );
+    } else {
+      gpu.dispatch(pass, this.#attend, partials, Math.ceil(slots / WG));
+    }
+    const outInvocations = nTokens * nHeads * d4;
     gpu.dispatch(pass, this.#reduce, [u, a.scratch.acc, a.scratch.ml, a.out], Math.ceil(outInvocations / WG));
   }
 }

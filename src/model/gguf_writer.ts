@@ -126,22 +126,44 @@ class ByteSink {
   }
 }
 
+/** A tensor's place in a GGUF file, without its data (for {@linkcode ggufHeader}). */
+export interface GgufTensorLayout {
+  /** Tensor name. */
+  name: string;
+  /** Dimensions, ne0 (row length) first. */
+  dims: number[];
+  /** ggml type id. */
+  type: number;
+  /** Bytes of data. */
+  byteLength: number;
+}
+
+/** A GGUF header and where each tensor's data goes. */
+export interface GgufHeader {
+  /** Magic, counts, metadata, tensor infos and the padding up to the data section. */
+  bytes: Uint8Array;
+  /** Offset of each tensor's data, relative to the data section (aligned). */
+  offsets: number[];
+  /** Bytes of the data section, including the padding between tensors (none after the last). */
+  dataBytes: number;
+  /** The alignment used. */
+  alignment: number;
+}
+
 /**
- * Serialises a GGUF file (version 2 or 3) into bytes.
+ * Serialises everything of a GGUF file that precedes the tensor data, and lays the tensors out.
+ * `writeGguf` and `writeGgufStream` both use it.
  *
  * @example
  * ```ts
- * import { writeGguf } from "./gguf_writer.ts";
- * const bytes = writeGguf({
- *   metadata: [{ key: "general.architecture", type: "string", value: "llama" }],
- *   tensors: [{ name: "x", dims: [4], type: 0, data: new Uint8Array(16) }],
- * });
- * console.log(bytes.byteLength);
+ * import { ggufHeader } from "./gguf_writer.ts";
+ * const h = ggufHeader({ metadata: [], tensors: [{ name: "x", dims: [4], type: 0, byteLength: 16 }] });
+ * console.log(h.bytes.byteLength % 32, h.offsets, h.dataBytes); // 0 [0] 16
  * ```
  */
-export function writeGguf(
-  file: { version?: number; alignment?: number; metadata: GgufMetadataEntry[]; tensors: GgufTensorEntry[] },
-): Uint8Array {
+export function ggufHeader(
+  file: { version?: number; alignment?: number; metadata: GgufMetadataEntry[]; tensors: GgufTensorLayout[] },
+): GgufHeader {
   const alignment = file.alignment ?? 32;
   const s = new ByteSink();
   s.push(new TextEncoder().encode("GGUF"));
@@ -165,7 +187,7 @@ export function writeGguf(
   const offsets: number[] = [];
   for (const t of file.tensors) {
     offsets.push(offset);
-    offset = Math.ceil((offset + t.data.length) / alignment) * alignment;
+    offset = Math.ceil((offset + t.byteLength) / alignment) * alignment;
   }
   file.tensors.forEach((t, i) => {
     s.scalar("string", t.name);
@@ -175,11 +197,87 @@ export function writeGguf(
     s.scalar("u64", offsets[i]);
   });
   s.push(new Uint8Array((alignment - (s.length % alignment)) % alignment));
-  file.tensors.forEach((t, i) => {
-    s.push(t.data);
-    const end = offsets[i] + t.data.length;
-    const next = i + 1 < file.tensors.length ? offsets[i + 1] : end;
-    s.push(new Uint8Array(next - end));
-  });
-  return s.concat();
+  const n = file.tensors.length;
+  const dataBytes = n === 0 ? 0 : offsets[n - 1] + file.tensors[n - 1].byteLength;
+  return { bytes: s.concat(), offsets, dataBytes, alignment };
+}
+
+/**
+ * Serialises a GGUF file (version 2 or 3) into bytes.
+ *
+ * @example
+ * ```ts
+ * import { writeGguf } from "./gguf_writer.ts";
+ * const bytes = writeGguf({
+ *   metadata: [{ key: "general.architecture", type: "string", value: "llama" }],
+ *   tensors: [{ name: "x", dims: [4], type: 0, data: new Uint8Array(16) }],
+ * });
+ * console.log(bytes.byteLength);
+ * ```
+ */
+export function writeGguf(
+  file: { version?: number; alignment?: number; metadata: GgufMetadataEntry[]; tensors: GgufTensorEntry[] },
+): Uint8Array {
+  const h = ggufHeader({ ...file, tensors: file.tensors.map((t) => ({ ...t, byteLength: t.data.length })) });
+  const out = new Uint8Array(h.bytes.length + h.dataBytes);
+  out.set(h.bytes);
+  file.tensors.forEach((t, i) => out.set(t.data, h.bytes.length + h.offsets[i]));
+  return out;
+}
+
+/** A tensor to stream: its layout and a producer of its bytes, chunk by chunk. */
+export interface GgufTensorSource extends GgufTensorLayout {
+  /** Yields the tensor's bytes in order; the chunks must add up to `byteLength`. */
+  chunks(): Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+}
+
+/** Anything with an async `write` that may write fewer bytes than asked (a `Deno.FsFile`). */
+export interface GgufSink {
+  /** Writes some of `p`; returns how many bytes were written. */
+  write(p: Uint8Array): Promise<number>;
+}
+
+async function writeAll(sink: GgufSink, bytes: Uint8Array): Promise<void> {
+  for (let o = 0; o < bytes.length;) o += await sink.write(bytes.subarray(o));
+}
+
+/**
+ * Writes a GGUF file tensor by tensor, so that only one chunk of one tensor is ever in memory (a 27 GB
+ * model needs a few MB). Throws a `RangeError` when a tensor yields more or fewer bytes than its
+ * `byteLength`. Returns the number of bytes written.
+ *
+ * @example
+ * ```ts ignore
+ * import { writeGgufStream } from "./gguf_writer.ts";
+ * using f = await Deno.create("/tmp/x.gguf");
+ * await writeGgufStream(f, {
+ *   metadata: [{ key: "general.architecture", type: "string", value: "llama" }],
+ *   tensors: [{ name: "x", dims: [4], type: 0, byteLength: 16, chunks: () => [new Uint8Array(16)] }],
+ * });
+ * ```
+ */
+export async function writeGgufStream(
+  sink: GgufSink,
+  file: { version?: number; alignment?: number; metadata: GgufMetadataEntry[]; tensors: GgufTensorSource[] },
+): Promise<number> {
+  const h = ggufHeader(file);
+  await writeAll(sink, h.bytes);
+  let at = 0; // position in the data section
+  for (const [i, t] of file.tensors.entries()) {
+    if (h.offsets[i] > at) await writeAll(sink, new Uint8Array(h.offsets[i] - at));
+    at = h.offsets[i];
+    let written = 0;
+    for await (const chunk of t.chunks()) {
+      written += chunk.length;
+      if (written > t.byteLength) break;
+      await writeAll(sink, chunk);
+    }
+    if (written !== t.byteLength) {
+      throw new RangeError(
+        `Cannot write GGUF tensor "${t.name}": its chunks must add up to ${t.byteLength} bytes: current total is ${written}`,
+      );
+    }
+    at += written;
+  }
+  return h.bytes.length + h.dataBytes;
 }

@@ -7,7 +7,8 @@
 
 import { createKernels, encodeForward, type Kernels, type LogitRows, RunState } from "../engine/forward.ts";
 import { Gpu } from "../gpu/gpu.ts";
-import { FullKvCache, type KvLayerBytes } from "../kv/full_cache.ts";
+import { KvCache, type KvStats } from "../kv/cache.ts";
+import type { KvOptions } from "../kv/options.ts";
 import { type Tokenizer, tokenizerFromGguf } from "../tokenizer/tokenizer.ts";
 import { type LlamaConfig, readLlamaConfig } from "./config.ts";
 import { GgufFile } from "./gguf.ts";
@@ -26,19 +27,15 @@ export interface LoadOptions {
   disableF16?: boolean;
   /** Called while weights upload: bytes done, bytes total. */
   onProgress?: UploadProgress;
+  /**
+   * KV-cache compression: token eviction, then ThinK key-channel pruning, applied once at the end of
+   * each prompt's prefill. Default: the full cache. Invalid settings throw a RangeError naming them.
+   * E.g. `{ eviction: { policy: "snapkv", budget: 512, window: 32, kernel: 7, pool: "max" }, think: { ratio: 0.4 } }`.
+   */
+  kv?: KvOptions;
 }
 
-/** KV-cache memory report: bytes actually allocated, and what an uncompressed f32 cache would take. */
-export interface KvStats {
-  /** Positions the cache holds. */
-  capacity: number;
-  /** Bytes allocated for keys and values, all layers. */
-  bytes: number;
-  /** Bytes an uncompressed cache of the same capacity takes. */
-  fullBytes: number;
-  /** Per layer. */
-  layers: KvLayerBytes[];
-}
+export type { KvStats };
 
 /**
  * Loads a GGUF LLaMA model onto the GPU.
@@ -69,9 +66,21 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       const weights = await uploadLlamaWeights(gpu, file, config, options.onProgress);
       const kernels = await createKernels(gpu);
       const batch = Math.max(1, Math.min(options.batchSize ?? 64, capacity));
-      const cache = new FullKvCache(gpu, config, capacity);
+      const cache = await KvCache.create(gpu, config, capacity, kernels.attention, options.kv);
       const state = new RunState(gpu, config, kernels, batch, capacity);
-      return new Model({ gpu, ownsGpu: !options.gpu, config, tokenizer, weights, kernels, cache, state });
+      const model = new Model({
+        gpu,
+        ownsGpu: !options.gpu,
+        config,
+        tokenizer,
+        weights,
+        kernels,
+        cache,
+        state,
+      });
+      const template = file.metadata.get("tokenizer.chat_template");
+      if (typeof template === "string") model.chatTemplate = template;
+      return model;
     } catch (e) {
       if (!options.gpu) gpu.destroy();
       throw e;
@@ -105,13 +114,16 @@ export class Model {
   /** Compiled kernels. */
   readonly kernels: Kernels;
   /** The KV cache. */
-  readonly cache: FullKvCache;
+  readonly cache: KvCache;
   /** Activation buffers. */
   readonly state: RunState;
   /** Statistics of the last finished generation. */
   lastStats: GenerationStats | undefined;
+  /** The GGUF's Jinja chat template (`tokenizer.chat_template`), when it has one. */
+  chatTemplate: string | undefined;
   readonly #ownsGpu: boolean;
   #disposed = false;
+  #position = 0;
 
   /** Use {@linkcode loadModel}. */
   constructor(parts: {
@@ -121,7 +133,7 @@ export class Model {
     tokenizer: Tokenizer;
     weights: LlamaWeights;
     kernels: Kernels;
-    cache: FullKvCache;
+    cache: KvCache;
     state: RunState;
   }) {
     this.gpu = parts.gpu;
@@ -151,14 +163,32 @@ export class Model {
     return generate(this, prompt, options);
   }
 
+  /** Absolute position of the next token (its RoPE position), independent of how full the cache is. */
+  get position(): number {
+    return this.#position;
+  }
+
+  /**
+   * True when tokens can run at absolute position `pos` without restarting the sequence: always with
+   * the full cache (it rewinds), and with a compressed one only at {@linkcode Model.position}
+   * (compressed prompts cannot be rewound). Callers that reuse a cached prefix, like a chat session,
+   * should prefill from 0 when this is false.
+   */
+  canContinueAt(pos: number): boolean {
+    return pos === 0 || !this.cache.compressing || (pos === this.#position && this.cache.phase !== "empty");
+  }
+
   /**
    * Encodes and submits the forward pass for `ids` at positions pos0 …, in batches of at most
    * `state.maxBatch` tokens. With `logits: "last"` the last token's logits are left in `state.logits`
    * row 0, and with `greedy` its argmax in `state.ids[nextSlot]`. Nothing is read back.
+   *
+   * `pos0 = 0` starts a new sequence: with a compressing KV cache the prompt is compressed at the end
+   * of its last batch (prefill attention itself sees the whole prompt). Later calls continue it.
    */
   prefill(ids: number[], pos0: number, options: { logits: LogitRows; greedy?: boolean }): void {
     this.#checkAlive();
-    this.#checkRoom(pos0, ids.length);
+    this.#start(pos0, ids.length);
     const s = this.state;
     for (let start = 0; start < ids.length; start += s.maxBatch) {
       const n = Math.min(s.maxBatch, ids.length - start);
@@ -167,18 +197,19 @@ export class Model {
       this.#submitBatch(
         { n, pos0: pos0 + start, idsSlot: 0, logits: last ? options.logits : "none" },
         last && !!options.greedy,
+        last && pos0 === 0,
       );
     }
   }
 
   /**
-   * Encodes and submits one decode step for the token in `state.ids[nextSlot]` at position `pos`,
-   * leaving logits in row 0 and, with `greedy`, the next token in `ids[nextSlot]`.
+   * Encodes and submits one decode step for the token in `state.ids[nextSlot]` at absolute position
+   * `pos`, leaving logits in row 0 and, with `greedy`, the next token in `ids[nextSlot]`.
    */
   decodeStep(pos: number, greedy: boolean): void {
     this.#checkAlive();
-    this.#checkRoom(pos, 1);
-    this.#submitBatch({ n: 1, pos0: pos, idsSlot: this.state.nextSlot, logits: "last" }, greedy);
+    this.#start(pos, 1);
+    this.#submitBatch({ n: 1, pos0: pos, idsSlot: this.state.nextSlot, logits: "last" }, greedy, pos === 0);
   }
 
   /** Reads the token id in `ids[nextSlot]` (one 4-byte readback). */
@@ -203,7 +234,7 @@ export class Model {
    */
   async evaluate(ids: number[], pos0 = 0): Promise<Float32Array[]> {
     this.#checkAlive();
-    this.#checkRoom(pos0, ids.length);
+    this.#start(pos0, ids.length);
     const s = this.state;
     const vocab = this.config.vocabSize;
     const out: Float32Array[] = [];
@@ -211,23 +242,23 @@ export class Model {
       const n = Math.min(s.maxBatch, ids.length - start);
       s.ensureLogitRows(n);
       this.gpu.write(s.ids, 0, new Uint32Array(ids.slice(start, start + n)));
-      this.#submitBatch({ n, pos0: pos0 + start, idsSlot: 0, logits: "all" }, false);
+      this.#submitBatch(
+        { n, pos0: pos0 + start, idsSlot: 0, logits: "all" },
+        false,
+        pos0 === 0 && start + n === ids.length,
+      );
       const all = new Float32Array(await this.gpu.read(s.logits, 0, n * vocab * 4));
       for (let t = 0; t < n; t++) out.push(all.slice(t * vocab, (t + 1) * vocab));
     }
     return out;
   }
 
-  /** Bytes allocated for the KV cache, per layer and in total, beside the uncompressed size. */
+  /**
+   * Bytes allocated for the KV cache now (real GPU buffers: thin keys, evicted tokens gone), per layer
+   * and in total, beside what an uncompressed f32 cache of the same context takes.
+   */
   kvStats(): KvStats {
-    const layers = this.cache.layerBytes();
-    const c = this.config;
-    return {
-      capacity: this.cache.capacity,
-      bytes: this.cache.bytes(),
-      fullBytes: 2 * c.nLayers * c.nKvHeads * this.cache.capacity * c.headDim * 4,
-      layers,
-    };
+    return this.cache.stats();
   }
 
   /** Frees the model's GPU memory (and the device, if the model created it). */
@@ -279,10 +310,12 @@ export class Model {
   #submitBatch(
     batch: { n: number; pos0: number; idsSlot: number; logits: LogitRows },
     greedy: boolean,
+    compress: boolean,
   ): void {
     const encoder = this.gpu.device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     encodeForward(pass, this, batch);
+    if (compress) this.cache.compress(pass);
     if (greedy) {
       this.kernels.argmax.encode(pass, {
         logits: this.state.logits,
@@ -293,6 +326,24 @@ export class Model {
     }
     pass.end();
     this.gpu.submit(encoder);
+    this.cache.release();
+    this.#position = batch.pos0 + batch.n;
+  }
+
+  /**
+   * Prepares the cache for `n` tokens at absolute position `pos0`: position 0 starts a new sequence;
+   * otherwise a full cache rewinds to `pos0`, and a compressed one must continue where it stopped.
+   */
+  #start(pos0: number, n: number): void {
+    this.#checkRoom(pos0, n);
+    if (pos0 === 0) return this.cache.begin(n);
+    if (!this.cache.compressing) return this.cache.seek(pos0);
+    if (!this.canContinueAt(pos0)) {
+      throw new RangeError(
+        `Cannot run tokens at position ${pos0}: the compressed KV cache continues at position ${this.#position} ` +
+          "and cannot rewind; start a new sequence at position 0",
+      );
+    }
   }
 
   #checkRoom(pos0: number, n: number): void {
