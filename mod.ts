@@ -16,9 +16,9 @@
  * @module
  */
 
-export { type KvStats, loadModel, type LoadOptions, Model } from "./src/model/model.ts";
+export { type KvStats, loadModel, type LoadOptions, Model, type TokenPick } from "./src/model/model.ts";
 export type { GenerateOptions, GenerationStats, StopReason } from "./src/generate.ts";
-export { argmax, Rng, sampleToken, type SamplingOptions, validateSampling } from "./src/sampling.ts";
+export { argmax, Rng, type SamplingOptions, validateSampling } from "./src/sampling.ts";
 export { type LlamaConfig, readLlamaConfig } from "./src/model/config.ts";
 export { GgufFile, type GgufTensorInfo, type GgufValue } from "./src/model/gguf.ts";
 export {

@@ -1,13 +1,15 @@
 /**
- * Text generation: tokenize, prefill in batches, then decode one token per step with exactly one
- * readback per token (the id for greedy decoding, the logits row when sampling on the CPU).
- * Text is streamed as valid UTF-8 and held back while it could still become a stop sequence.
+ * Text generation: tokenize, prefill in batches, then decode several tokens per submit. Tokens are
+ * picked on the GPU (argmax, or the seeded sampler) straight into the slot the next step's embedding
+ * lookup reads, and only the ids come back, once per `syncEvery` tokens. Stop conditions are checked
+ * after the fact and surplus steps discarded. Text is streamed as valid UTF-8 and held back while it
+ * could still become a stop sequence.
  *
  * @module
  */
 
-import type { Model } from "./model/model.ts";
-import { Rng, sampleToken, type SamplingOptions, validateSampling } from "./sampling.ts";
+import type { Model, TokenPick } from "./model/model.ts";
+import { type SamplingOptions, validateSampling } from "./sampling.ts";
 
 /** Options for {@linkcode Model.generate}. */
 export interface GenerateOptions extends SamplingOptions {
@@ -25,6 +27,11 @@ export interface GenerateOptions extends SamplingOptions {
   startPos?: number;
   /** Stops generation (stop reason "aborted") when it fires; the tokens so far are kept. */
   signal?: AbortSignal;
+  /**
+   * Decode steps encoded per submit; token ids are read back once per submit (each readback costs
+   * ≥ 10 ms in Deno). Streaming output arrives this many tokens at a time. Default 8, at most 64.
+   */
+  syncEvery?: number;
 }
 
 /** Why generation ended. */
@@ -99,63 +106,75 @@ export async function* generate(
         `current value is ${startPos}`,
     );
   }
-  const temperature = options.temperature ?? 0.8;
-  const greedy = temperature === 0;
-  const rng = new Rng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+  const syncEvery = options.syncEvery ?? 8;
+  if (!Number.isInteger(syncEvery) || syncEvery < 1 || syncEvery > 64) {
+    throw new RangeError(
+      `Cannot generate: syncEvery must be an integer in [1, 64]: current value is ${syncEvery}`,
+    );
+  }
+  const pick: TokenPick = {
+    temperature: options.temperature ?? 0.8,
+    topK: options.topK ?? 40,
+    topP: options.topP ?? 0.95,
+    seed: (options.seed ?? Math.floor(Math.random() * 2 ** 32)) >>> 0,
+    step: 0,
+  };
   const stops = (options.stop ?? []).filter((s) => s.length > 0);
   const stopAtEos = options.stopAtEos ?? true;
   const stream = tok.streamDecoder();
   const tokens: number[] = [];
   let stopReason: StopReason = "length";
   let pending = ""; // text held back because it could be the start of a stop sequence
+  let contextTokens = startPos;
 
   const t0 = performance.now();
   let tFirst = t0;
-  let pos = startPos;
-  const next = async (): Promise<number> => {
-    if (greedy) return await model.readNextToken();
-    const id = sampleToken(await model.readLogits(), { ...options, temperature }, rng);
-    model.setNextToken(id);
-    return id;
-  };
-
   if (maxTokens > 0) {
-    model.prefill(ids.slice(startPos), startPos, { logits: "last", greedy });
-    let id = await next();
+    model.prefill(ids.slice(startPos), startPos, { logits: "last", pick });
+    let queue = [await model.readNextToken()];
     tFirst = performance.now();
-    pos = ids.length;
-    while (true) {
-      if (stopAtEos && tok.isEndOfGeneration(id)) {
-        stopReason = "eos";
-        break;
+    let fed = ids.length; // positions whose keys and values are in the cache
+    let drawn = 1; // picks made so far: the sampler's draw index
+    generation: while (true) {
+      for (const id of queue) {
+        if (stopAtEos && tok.isEndOfGeneration(id)) {
+          stopReason = "eos";
+          break generation;
+        }
+        tokens.push(id);
+        pending += stream.push(id);
+        const cut = findStop(pending, stops);
+        if (cut >= 0) {
+          if (cut > 0) yield pending.slice(0, cut);
+          pending = "";
+          stopReason = "stop";
+          break generation;
+        }
+        const hold = stopPrefixLength(pending, stops);
+        if (pending.length > hold) {
+          yield pending.slice(0, pending.length - hold);
+          pending = pending.slice(pending.length - hold);
+        }
+        if (tokens.length >= maxTokens) break generation;
       }
-      tokens.push(id);
-      pending += stream.push(id);
-      const cut = findStop(pending, stops);
-      if (cut >= 0) {
-        if (cut > 0) yield pending.slice(0, cut);
-        pending = "";
-        stopReason = "stop";
-        break;
-      }
-      const hold = stopPrefixLength(pending, stops);
-      if (pending.length > hold) {
-        yield pending.slice(0, pending.length - hold);
-        pending = pending.slice(pending.length - hold);
-      }
-      if (tokens.length >= maxTokens) break;
       if (options.signal?.aborted) {
         stopReason = "aborted";
         break;
       }
-      if (pos >= model.contextLength) {
+      if (fed >= model.contextLength) {
         stopReason = "context";
         break;
       }
-      model.decodeStep(pos, greedy);
-      pos++;
-      id = await next();
+      // Every queued token was accepted: feed the last one and pick up to syncEvery more on the GPU,
+      // then read them all back at once. Picks past a stop are discarded below (settle).
+      const count = Math.min(syncEvery, maxTokens - tokens.length, model.contextLength - fed);
+      model.decodeSteps(fed, count, { ...pick, step: drawn });
+      fed += count;
+      drawn += count;
+      queue = await model.readTokens(count);
     }
+    contextTokens = Math.min(fed, ids.length + tokens.length);
+    model.settle(contextTokens);
   }
   const rest = stopReason === "stop" ? "" : pending + stream.flush();
   if (rest) yield rest;
@@ -165,11 +184,11 @@ export async function* generate(
   const stats: GenerationStats = {
     promptTokens: ids.length,
     prefilledTokens: ids.length - startPos,
-    contextTokens: pos,
+    contextTokens,
     generatedTokens: tokens.length,
     prefillMs,
     decodeMs,
-    prefillTokensPerSecond: prefillMs > 0 ? ids.length / (prefillMs / 1000) : 0,
+    prefillTokensPerSecond: prefillMs > 0 ? (ids.length - startPos) / (prefillMs / 1000) : 0,
     decodeTokensPerSecond: decodeMs > 0 && tokens.length > 1 ? (tokens.length - 1) / (decodeMs / 1000) : 0,
     kvCacheBytes: model.kvStats().bytes,
     stopReason,

@@ -1,24 +1,24 @@
 /**
- * Token sampling on the CPU: temperature, top-k, top-p, seeded. Greedy decoding (temperature 0)
- * never comes here: it runs as an argmax on the GPU and only the id is read back.
+ * Sampling settings and their validation. The sampling itself runs on the GPU (`wgsl/sample.wgsl`,
+ * `wgsl/argmax.wgsl`); `argmax` here is the CPU twin used by tests and evaluation.
  *
  * @module
  */
 
 /** Sampling settings. */
 export interface SamplingOptions {
-  /** Softmax temperature; 0 means greedy. Default 0.8 when sampling. */
+  /** Softmax temperature; 0 means greedy. Default 0.8. */
   temperature?: number;
-  /** Keep only the k most likely tokens (0 or undefined = all). */
+  /** Keep only the k most likely tokens (0 = all). Default 40. */
   topK?: number;
-  /** Keep the smallest set of tokens whose probability mass reaches p (1 = all). */
+  /** Keep the most likely tokens whose probability mass (after temperature) reaches p. Default 0.95. */
   topP?: number;
   /** Seed for reproducible sampling. */
   seed?: number;
 }
 
 /**
- * A small seeded PRNG (SplitMix32) giving floats in [0, 1). Same seed, same sequence, everywhere.
+ * A small seeded PRNG (SplitMix32) giving floats in [0, 1), for reproducible test data and prompts.
  *
  * @example
  * ```ts
@@ -78,48 +78,4 @@ export function argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
   return best;
-}
-
-/**
- * Samples a token id from logits: temperature scaling, then top-k, then top-p (nucleus), then a
- * draw from `rng`. Temperature 0 returns the argmax.
- *
- * @example
- * ```ts
- * import { Rng, sampleToken } from "./sampling.ts";
- * const id = sampleToken(new Float32Array([0, 5, 1]), { temperature: 0.5, topK: 2 }, new Rng(1));
- * console.log(id); // 1 (most likely)
- * ```
- */
-export function sampleToken(logits: Float32Array, options: SamplingOptions, rng: Rng): number {
-  const temperature = options.temperature ?? 0.8;
-  if (temperature === 0) return argmax(logits);
-  const n = logits.length;
-  const k = options.topK && options.topK > 0 ? Math.min(options.topK, n) : n;
-  // Candidate ids sorted by logit (descending, ties by id) — only the top k are needed.
-  const ids = Array.from({ length: n }, (_, i) => i);
-  ids.sort((a, b) => logits[b] - logits[a] || a - b);
-  const top = ids.slice(0, k);
-  const max = logits[top[0]];
-  const probs = top.map((id) => Math.exp((logits[id] - max) / temperature));
-  let total = probs.reduce((a, b) => a + b, 0);
-  const topP = options.topP ?? 1;
-  let keep = probs.length;
-  if (topP < 1) {
-    let mass = 0;
-    for (let i = 0; i < probs.length; i++) {
-      mass += probs[i] / total;
-      if (mass >= topP) {
-        keep = i + 1;
-        break;
-      }
-    }
-    total = probs.slice(0, keep).reduce((a, b) => a + b, 0);
-  }
-  let r = rng.next() * total;
-  for (let i = 0; i < keep; i++) {
-    r -= probs[i];
-    if (r < 0) return top[i];
-  }
-  return top[keep - 1];
 }

@@ -133,6 +133,8 @@ gpuTest("generation reads back once per token and prefill dispatches per batch, 
       const a = await run(short, 10, temperature);
       assert.equal(a.generated, 10);
       assert.ok(a.readbacks <= a.generated, `${a.readbacks} readbacks for ${a.generated} tokens`);
+      // the default syncEvery (8): the first token after prefill, then one readback per 8 tokens
+      assert.equal(a.readbacks, 1 + Math.ceil((a.generated - 1) / 8));
       // One generated token: the dispatch count is the prefill's, and must not grow with the prompt.
       const p1 = await run(short, 1, temperature);
       const p2 = await run(long, 1, temperature);

@@ -24,6 +24,7 @@ Generates text after the prompt and streams it to stdout; one stats line goes to
       --ctx N             context length: KV-cache capacity in tokens (default min(model, 4096))
       --batch N           prompt tokens per prefill batch (default 64)
       --stop TEXT         stop before TEXT (repeatable)
+      --sync-every N      decode steps per GPU submit / token readback (default 8, max 64)
       --ignore-eos        keep generating after the end-of-sequence token
       --stats             print KV-cache memory per layer to stderr
   -q, --quiet             no progress bar
@@ -51,6 +52,7 @@ export async function runCommand(args: string[]): Promise<number> {
     ctx: { type: "string" },
     batch: { type: "string" },
     stop: { type: "string", multiple: true },
+    "sync-every": { type: "string" },
     "ignore-eos": { type: "boolean" },
     stats: { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
@@ -101,6 +103,7 @@ export async function runCommand(args: string[]): Promise<number> {
       seed,
       stop: (values.stop as unknown as string[] | undefined) ?? [],
       stopAtEos: !values["ignore-eos"],
+      syncEvery: numberOption(values, "sync-every", { integer: true, min: 1 }),
     });
     let r = await it.next();
     for (; !r.done; r = await it.next()) await out.write(enc.encode(r.value));

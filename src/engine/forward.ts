@@ -16,6 +16,7 @@ import { EmbeddingKernel } from "../kernels/embedding.ts";
 import { MatmulKernel } from "../kernels/matmul.ts";
 import { RmsNormKernel } from "../kernels/rmsnorm.ts";
 import { RopeKernel } from "../kernels/rope.ts";
+import { SampleKernel } from "../kernels/sample.ts";
 import type { KvCache } from "../kv/cache.ts";
 import type { LlamaConfig } from "../model/config.ts";
 import type { LlamaWeights } from "../model/weights.ts";
@@ -39,11 +40,13 @@ export interface Kernels {
   elementwise: ElementwiseKernel;
   /** On-GPU argmax (greedy decoding). */
   argmax: ArgmaxKernel;
+  /** On-GPU seeded temperature / top-k / top-p sampling. */
+  sample: SampleKernel;
 }
 
 /** Compiles every kernel the forward pass needs. */
 export async function createKernels(gpu: Gpu): Promise<Kernels> {
-  const [embedding, rmsNorm, matmul, rope, attention, elementwise, argmax] = await Promise.all([
+  const [embedding, rmsNorm, matmul, rope, attention, elementwise, argmax, sample] = await Promise.all([
     EmbeddingKernel.create(gpu),
     RmsNormKernel.create(gpu),
     MatmulKernel.create(gpu),
@@ -51,19 +54,24 @@ export async function createKernels(gpu: Gpu): Promise<Kernels> {
     AttentionKernel.create(gpu),
     ElementwiseKernel.create(gpu),
     ArgmaxKernel.create(gpu),
+    SampleKernel.create(gpu),
   ]);
-  return { embedding, rmsNorm, matmul, rope, attention, elementwise, argmax };
+  return { embedding, rmsNorm, matmul, rope, attention, elementwise, argmax, sample };
 }
 
 /**
- * Activation buffers for batches of up to `maxBatch` tokens. `ids` has one extra slot,
- * {@linkcode RunState.nextSlot}, where argmax (or the CPU sampler) leaves the next token for decode.
+ * Activation buffers for batches of up to `maxBatch` tokens. `ids` holds the prefill batch's ids in
+ * slots 0…maxBatch−1, then a ring of {@linkcode RunState.ringSize} slots for decode: step i of a
+ * submission reads its input token from ring slot b+i and its pick (argmax or the GPU sampler) writes
+ * slot b+i+1 (mod ringSize), so several decode steps chain on the GPU and one readback returns them.
  */
 export class RunState {
   /** Largest batch the buffers hold. */
   readonly maxBatch: number;
-  /** Token ids, u32 `[maxBatch + 1]`; slot `maxBatch` holds the next decode token. */
+  /** Token ids, u32 `[maxBatch + ringSize]`: the prefill batch, then the decode ring. */
   readonly ids: GPUBuffer;
+  /** Slots in the decode ring: one more than the most decode steps per submit. */
+  readonly ringSize: number;
   /** Residual stream `[maxBatch, dim]`. */
   readonly x: GPUBuffer;
   /** Normalised input of the current sub-block `[maxBatch, dim]`. */
@@ -94,12 +102,13 @@ export class RunState {
   readonly #vocab: number;
 
   /** Allocates the buffers. */
-  constructor(gpu: Gpu, c: LlamaConfig, kernels: Kernels, maxBatch: number, capacity: number) {
+  constructor(gpu: Gpu, c: LlamaConfig, kernels: Kernels, maxBatch: number, capacity: number, maxSteps = 64) {
     this.#gpu = gpu;
     this.#vocab = c.vocabSize;
     this.maxBatch = maxBatch;
     const f32 = (label: string, width: number) => gpu.createBuffer(`state: ${label}`, maxBatch * width * 4);
-    this.ids = gpu.createBuffer("state: ids", (maxBatch + 1) * 4);
+    this.ringSize = maxSteps + 1;
+    this.ids = gpu.createBuffer("state: ids", (maxBatch + this.ringSize) * 4);
     this.x = f32("x", c.dim);
     this.xb = f32("xb", c.dim);
     this.xb2 = f32("xb2", c.dim);
@@ -119,9 +128,9 @@ export class RunState {
     this.logits = gpu.createBuffer("state: logits", c.vocabSize * 4);
   }
 
-  /** The u32 slot of `ids` that holds the next decode token. */
-  get nextSlot(): number {
-    return this.maxBatch;
+  /** The u32 slot of `ids` that holds ring entry `i` (taken modulo the ring size). */
+  ringSlot(i: number): number {
+    return this.maxBatch + (i % this.ringSize);
   }
 
   /** Makes `logits` hold at least `rows` rows. */
@@ -142,7 +151,7 @@ export interface BatchInput {
    * which after compression is smaller than the position.
    */
   pos0: number;
-  /** First u32 slot of `state.ids` holding the batch's ids (0 for prefill, `nextSlot` for decode). */
+  /** First u32 slot of `state.ids` holding the batch's ids (0 for prefill, a ring slot for decode). */
   idsSlot: number;
   /** Which logits to compute (row 0 = last token for "last"; row t = token t for "all"). */
   logits: LogitRows;

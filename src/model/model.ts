@@ -38,6 +38,25 @@ export interface LoadOptions {
 export type { KvStats };
 
 /**
+ * How the GPU picks the next token from logits: temperature 0 = argmax, else the seeded sampler
+ * (temperature, then top-k, then top-p; the draw for step s is a hash of (seed, s)).
+ */
+export interface TokenPick {
+  /** Softmax temperature; 0 = greedy. */
+  temperature: number;
+  /** Keep the k most likely tokens (0 = all). */
+  topK: number;
+  /** Nucleus mass in (0, 1]. */
+  topP: number;
+  /** Random seed (u32). */
+  seed: number;
+  /** Index of this draw in the sequence. */
+  step: number;
+}
+
+const GREEDY: TokenPick = { temperature: 0, topK: 0, topP: 1, seed: 0, step: 0 };
+
+/**
  * Loads a GGUF LLaMA model onto the GPU.
  *
  * @example
@@ -124,6 +143,9 @@ export class Model {
   readonly #ownsGpu: boolean;
   #disposed = false;
   #position = 0;
+  #ring = 0; // decode ring entry holding the next token to feed
+  #pendingRing = 0; // ring entry the last decodeSteps started from
+  #stale = false; // a compressed cache holds rows past the settled position
 
   /** Use {@linkcode loadModel}. */
   constructor(parts: {
@@ -175,46 +197,106 @@ export class Model {
    * should prefill from 0 when this is false.
    */
   canContinueAt(pos: number): boolean {
-    return pos === 0 || !this.cache.compressing || (pos === this.#position && this.cache.phase !== "empty");
+    if (pos === 0 || !this.cache.compressing) return true;
+    return !this.#stale && pos === this.#position && this.cache.phase !== "empty";
   }
 
   /**
    * Encodes and submits the forward pass for `ids` at positions pos0 …, in batches of at most
    * `state.maxBatch` tokens. With `logits: "last"` the last token's logits are left in `state.logits`
-   * row 0, and with `greedy` its argmax in `state.ids[nextSlot]`. Nothing is read back.
+   * row 0, and with `pick` (or `greedy`) the next token is chosen on the GPU into the current decode
+   * ring slot ({@linkcode Model.readNextToken}). Nothing is read back.
    *
    * `pos0 = 0` starts a new sequence: with a compressing KV cache the prompt is compressed at the end
    * of its last batch (prefill attention itself sees the whole prompt). Later calls continue it.
    */
-  prefill(ids: number[], pos0: number, options: { logits: LogitRows; greedy?: boolean }): void {
+  prefill(
+    ids: number[],
+    pos0: number,
+    options: { logits: LogitRows; greedy?: boolean; pick?: TokenPick },
+  ): void {
     this.#checkAlive();
     this.#start(pos0, ids.length);
     const s = this.state;
+    const pick = options.pick ?? (options.greedy ? GREEDY : undefined);
     for (let start = 0; start < ids.length; start += s.maxBatch) {
       const n = Math.min(s.maxBatch, ids.length - start);
       const last = start + n === ids.length;
       this.gpu.write(s.ids, 0, new Uint32Array(ids.slice(start, start + n)));
-      this.#submitBatch(
+      const encoder = this.gpu.device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      this.#encodeBatch(
+        pass,
         { n, pos0: pos0 + start, idsSlot: 0, logits: last ? options.logits : "none" },
-        last && !!options.greedy,
         last && pos0 === 0,
       );
+      if (last && pick) this.#encodePick(pass, pick, s.ringSlot(this.#ring));
+      pass.end();
+      this.gpu.submit(encoder);
+      this.cache.release();
     }
   }
 
   /**
-   * Encodes and submits one decode step for the token in `state.ids[nextSlot]` at absolute position
-   * `pos`, leaving logits in row 0 and, with `greedy`, the next token in `ids[nextSlot]`.
+   * Encodes and submits one decode step for the token in the current ring slot at absolute position
+   * `pos`, leaving logits in row 0 and, with a pick (`true` = greedy), the next token in the next
+   * ring slot, which becomes current. For teacher forcing, {@linkcode Model.setNextToken} first.
    */
-  decodeStep(pos: number, greedy: boolean): void {
+  decodeStep(pos: number, pick: boolean | TokenPick): void {
+    const p = pick === true ? GREEDY : pick === false ? undefined : pick;
+    if (p) return this.decodeSteps(pos, 1, p);
     this.#checkAlive();
     this.#start(pos, 1);
-    this.#submitBatch({ n: 1, pos0: pos, idsSlot: this.state.nextSlot, logits: "last" }, greedy, pos === 0);
+    const encoder = this.gpu.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    this.#encodeBatch(
+      pass,
+      { n: 1, pos0: pos, idsSlot: this.state.ringSlot(this.#ring), logits: "last" },
+      pos === 0,
+    );
+    pass.end();
+    this.gpu.submit(encoder);
+    this.cache.release();
   }
 
-  /** Reads the token id in `ids[nextSlot]` (one 4-byte readback). */
+  /**
+   * Encodes `count` decode steps in one submit: step i feeds the token in ring slot r+i at absolute
+   * position pos+i and picks the next token into slot r+i+1 (the GPU sampler uses `pick.step + i` as
+   * its random-draw index). No readback; {@linkcode Model.readTokens} returns the picks.
+   */
+  decodeSteps(pos: number, count: number, pick: TokenPick): void {
+    this.#checkAlive();
+    const s = this.state;
+    if (!Number.isInteger(count) || count < 1 || count >= s.ringSize) {
+      throw new RangeError(
+        `Cannot encode decode steps: count must be in [1, ${s.ringSize - 1}]: current value is ${count}`,
+      );
+    }
+    this.#start(pos, count);
+    const encoder = this.gpu.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (let i = 0; i < count; i++) {
+      const slot = s.ringSlot(this.#ring + i);
+      this.#encodeBatch(pass, { n: 1, pos0: pos + i, idsSlot: slot, logits: "last" }, pos + i === 0);
+      this.#encodePick(pass, { ...pick, step: pick.step + i }, s.ringSlot(this.#ring + i + 1));
+    }
+    pass.end();
+    this.gpu.submit(encoder);
+    this.cache.release();
+    this.#pendingRing = this.#ring;
+    this.#ring = (this.#ring + count) % s.ringSize;
+  }
+
+  /** Reads the `count` tokens picked by the last {@linkcode Model.decodeSteps} (one readback). */
+  async readTokens(count: number): Promise<number[]> {
+    const s = this.state;
+    const ring = new Uint32Array(await this.gpu.read(s.ids, s.maxBatch * 4, s.ringSize * 4));
+    return Array.from({ length: count }, (_, i) => ring[(this.#pendingRing + 1 + i) % s.ringSize]);
+  }
+
+  /** Reads the token in the current ring slot: the last pick of a prefill or decode step (one 4-byte readback). */
   async readNextToken(): Promise<number> {
-    const b = await this.gpu.read(this.state.ids, this.state.nextSlot * 4, 4);
+    const b = await this.gpu.read(this.state.ids, this.state.ringSlot(this.#ring) * 4, 4);
     return new Uint32Array(b)[0];
   }
 
@@ -223,9 +305,21 @@ export class Model {
     return new Float32Array(await this.gpu.read(this.state.logits, 0, this.config.vocabSize * 4));
   }
 
-  /** Writes a token id (e.g. one sampled on the CPU) to `ids[nextSlot]` for the next decode step. */
+  /** Writes a token id (e.g. a teacher-forced one) to the current ring slot for the next decode step. */
   setNextToken(id: number): void {
-    this.gpu.write(this.state.ids, this.state.nextSlot * 4, new Uint32Array([id]));
+    this.gpu.write(this.state.ids, this.state.ringSlot(this.#ring) * 4, new Uint32Array([id]));
+  }
+
+  /**
+   * Declares that the sequence's valid length is `position` (≤ the positions run so far): decode
+   * steps past it (tokens after a stop, computed in the same submit) are discarded. A full cache
+   * rewinds; a compressed cache cannot, so it will only start a new sequence afterwards.
+   */
+  settle(position: number): void {
+    if (position >= this.#position) return;
+    if (this.cache.compressing) this.#stale = true;
+    else this.cache.seek(position);
+    this.#position = position;
   }
 
   /**
@@ -242,11 +336,16 @@ export class Model {
       const n = Math.min(s.maxBatch, ids.length - start);
       s.ensureLogitRows(n);
       this.gpu.write(s.ids, 0, new Uint32Array(ids.slice(start, start + n)));
-      this.#submitBatch(
+      const encoder = this.gpu.device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      this.#encodeBatch(
+        pass,
         { n, pos0: pos0 + start, idsSlot: 0, logits: "all" },
-        false,
         pos0 === 0 && start + n === ids.length,
       );
+      pass.end();
+      this.gpu.submit(encoder);
+      this.cache.release();
       const all = new Float32Array(await this.gpu.read(s.logits, 0, n * vocab * 4));
       for (let t = 0; t < n; t++) out.push(all.slice(t * vocab, (t + 1) * vocab));
     }
@@ -307,27 +406,40 @@ export class Model {
     this.cache.dispose();
   }
 
-  #submitBatch(
+  /** Encodes one batch's forward pass (and, at the end of a compressing prompt, the compression). */
+  #encodeBatch(
+    pass: GPUComputePassEncoder,
     batch: { n: number; pos0: number; idsSlot: number; logits: LogitRows },
-    greedy: boolean,
     compress: boolean,
   ): void {
-    const encoder = this.gpu.device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
     encodeForward(pass, this, batch);
     if (compress) this.cache.compress(pass);
-    if (greedy) {
+    this.#position = batch.pos0 + batch.n;
+  }
+
+  /** Encodes the choice of the next token from logits row 0 into ids slot `slot`. */
+  #encodePick(pass: GPUComputePassEncoder, pick: TokenPick, slot: number): void {
+    const s = this.state;
+    if (pick.temperature === 0) {
       this.kernels.argmax.encode(pass, {
-        logits: this.state.logits,
-        ids: this.state.ids,
+        logits: s.logits,
+        ids: s.ids,
         n: this.config.vocabSize,
-        outOffset: this.state.nextSlot,
+        outOffset: slot,
+      });
+    } else {
+      this.kernels.sample.encode(pass, {
+        logits: s.logits,
+        ids: s.ids,
+        n: this.config.vocabSize,
+        temperature: pick.temperature,
+        topK: pick.topK,
+        topP: pick.topP,
+        seed: pick.seed,
+        step: pick.step,
+        outOffset: slot,
       });
     }
-    pass.end();
-    this.gpu.submit(encoder);
-    this.cache.release();
-    this.#position = batch.pos0 + batch.n;
   }
 
   /**
@@ -336,7 +448,10 @@ export class Model {
    */
   #start(pos0: number, n: number): void {
     this.#checkRoom(pos0, n);
-    if (pos0 === 0) return this.cache.begin(n);
+    if (pos0 === 0) {
+      this.#stale = false;
+      return this.cache.begin(n);
+    }
     if (!this.cache.compressing) return this.cache.seek(pos0);
     if (!this.canContinueAt(pos0)) {
       throw new RangeError(

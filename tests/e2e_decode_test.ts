@@ -1,0 +1,93 @@
+/**
+ * Multi-token submission: decode steps chained on the GPU (picked ids feed the next step's embedding
+ * lookup) and read back once per `syncEvery` tokens give exactly the tokens of one-at-a-time decoding,
+ * and the steps computed past a stop never reach the user nor corrupt the cache.
+ */
+import assert from "node:assert/strict";
+import type { GenerateOptions, GenerationStats } from "../src/generate.ts";
+import { loadModel, type Model } from "../src/model/model.ts";
+import { gpuTest } from "./_gpu.ts";
+
+const MODELS = new URL("../../shared/models/", import.meta.url).pathname;
+
+async function run(
+  m: Model,
+  prompt: string | number[],
+  o: GenerateOptions,
+): Promise<{ text: string; stats: GenerationStats }> {
+  const it = m.generate(prompt, o);
+  let text = "";
+  let r = await it.next();
+  for (; !r.done; r = await it.next()) text += r.value;
+  return { text, stats: r.value };
+}
+
+gpuTest("greedy and seeded sampling give the same tokens for every syncEvery", async (gpu) => {
+  const m = await loadModel(`${MODELS}stories260K.gguf`, { gpu, contextLength: 256 });
+  try {
+    for (const sampling of [{ temperature: 0 }, { temperature: 0.9, topK: 40, topP: 0.95, seed: 11 }]) {
+      const one = await run(m, "Once upon a time", { ...sampling, maxTokens: 70, syncEvery: 1 });
+      assert.equal(one.stats.generatedTokens, 70);
+      for (const syncEvery of [3, 8, 64]) {
+        const many = await run(m, "Once upon a time", { ...sampling, maxTokens: 70, syncEvery });
+        assert.deepEqual(
+          many.stats.tokens,
+          one.stats.tokens,
+          `syncEvery ${syncEvery}, ${JSON.stringify(sampling)}`,
+        );
+        assert.equal(many.text, one.text);
+      }
+    }
+  } finally {
+    m.dispose();
+  }
+});
+
+gpuTest(
+  "tokens picked after an EOS in a submitted batch never reach the user and never corrupt the cache",
+  async (gpu) => {
+    // A random-weight model emits EOS (id 2) now and then; find a seeded run whose EOS falls inside a
+    // batch of 8 steps, so the batch computed steps past it.
+    const m = await loadModel(`${MODELS}synth-256-q4_k_m.gguf`, { gpu, contextLength: 512 });
+    try {
+      const prompt = m.tokenizer.encode("Once upon a time");
+      const sampling = { temperature: 1, topK: 0, topP: 1, maxTokens: 150 };
+      let found: { seed: number; ref: Awaited<ReturnType<typeof run>> } | undefined;
+      for (let seed = 0; seed < 40 && !found; seed++) {
+        const ref = await run(m, prompt, { ...sampling, seed, syncEvery: 1 });
+        if (ref.stats.stopReason === "eos" && (ref.stats.generatedTokens + 1) % 8 !== 0) {
+          found = {
+            seed,
+            ref,
+          };
+        }
+      }
+      assert.ok(found, "no seed produced an EOS inside a batch");
+      const { seed, ref } = found;
+      const batched = await run(m, prompt, { ...sampling, seed, syncEvery: 8 });
+      assert.equal(batched.stats.stopReason, "eos");
+      assert.deepEqual(batched.stats.tokens, ref.stats.tokens, "tokens after the EOS reached the user");
+      assert.equal(batched.text, ref.text);
+      assert.equal(batched.stats.contextTokens, prompt.length + batched.stats.tokens.length);
+
+      // Continue from the cache the batched run left (surplus rows past the EOS included) and compare
+      // with the same continuation computed from scratch.
+      const next = [
+        ...prompt,
+        ...batched.stats.tokens,
+        ...m.tokenizer.encode(" and then", { addBos: false }),
+      ];
+      const continued = await run(m, next, {
+        temperature: 0,
+        maxTokens: 12,
+        startPos: batched.stats.contextTokens,
+      });
+      assert.equal(continued.stats.prefilledTokens, next.length - batched.stats.contextTokens);
+      await run(m, "unrelated text to overwrite the cache", { temperature: 0, maxTokens: 20 });
+      const fresh = await run(m, next, { temperature: 0, maxTokens: 12 });
+      assert.deepEqual(continued.stats.tokens, fresh.stats.tokens);
+    } finally {
+      m.dispose();
+    }
+  },
+);
