@@ -73,6 +73,7 @@ export {
 } from "./src/kv/plan.ts";
 export type { SegmentAttentionArgs, ThinSegmentArgs } from "./src/kernels/attention.ts";
 export { ChatSession, type ChatSessionOptions } from "./src/chat/session.ts";
+export { chatPromptIds, commonPrefix, fallbackChatFormat } from "./src/chat/prompt.ts";
 export {
   type ChatFormat,
   type ChatMessage,

@@ -14,6 +14,8 @@ import { type LlamaConfig, readLlamaConfig } from "./config.ts";
 import { GgufFile } from "./gguf.ts";
 import { checkTensorTypes, type LlamaWeights, uploadLlamaWeights, type UploadProgress } from "./weights.ts";
 import { generate, type GenerateOptions, type GenerationStats } from "../generate.ts";
+import { chatPromptIds, commonPrefix } from "../chat/prompt.ts";
+import type { ChatMessage } from "../chat/template.ts";
 
 /** Options for {@linkcode loadModel}. */
 export interface LoadOptions {
@@ -146,6 +148,8 @@ export class Model {
   #ring = 0; // decode ring entry holding the next token to feed
   #pendingRing = 0; // ring entry the last decodeSteps started from
   #stale = false; // a compressed cache holds rows past the settled position
+  #chatIds: number[] = []; // the tokens the last chat() left in the cache
+  #chatStats: GenerationStats | undefined; // its stats: reuse only if no generation ran since
 
   /** Use {@linkcode loadModel}. */
   constructor(parts: {
@@ -183,6 +187,41 @@ export class Model {
   ): AsyncGenerator<string, GenerationStats> {
     this.#checkAlive();
     return generate(this, prompt, options);
+  }
+
+  /**
+   * Generates the assistant's reply to a conversation, rendered with the GGUF's chat template (or a
+   * built-in Llama 3 / Llama 2 one). Streams like {@linkcode Model.generate}. The KV cache is kept
+   * between calls: when the new conversation extends the last one, only the tokens the cache lacks
+   * are prefilled (`stats.prefilledTokens`).
+   *
+   * @example
+   * ```ts ignore
+   * const messages = [{ role: "user" as const, content: "Hi!" }];
+   * for await (const text of model.chat(messages, { maxTokens: 64 })) console.log(text);
+   * ```
+   */
+  async *chat(
+    messages: ChatMessage[],
+    options: GenerateOptions & { template?: string } = {},
+  ): AsyncGenerator<string, GenerationStats> {
+    this.#checkAlive();
+    const { template, ...generateOptions } = options;
+    const ids = chatPromptIds(this.tokenizer, messages, template ?? this.chatTemplate);
+    let reuse = this.#chatStats && this.lastStats === this.#chatStats ? commonPrefix(this.#chatIds, ids) : 0;
+    reuse = Math.min(reuse, ids.length - 1);
+    if (!this.canContinueAt(reuse)) reuse = 0; // a compressed cache cannot rewind
+    this.#chatStats = undefined;
+    const stats = yield* generate(this, ids, { ...generateOptions, startPos: reuse });
+    this.#chatIds = [...ids, ...stats.tokens].slice(0, stats.contextTokens);
+    this.#chatStats = stats;
+    return stats;
+  }
+
+  /** Forgets the tokens the last {@linkcode Model.chat} left in the cache (the next chat prefills all). */
+  forgetChat(): void {
+    this.#chatIds = [];
+    this.#chatStats = undefined;
   }
 
   /** Absolute position of the next token (its RoPE position), independent of how full the cache is. */
