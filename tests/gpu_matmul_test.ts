@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { gpuTest, randomFloats } from "./_gpu.ts";
-import type { Gpu } from "../src/gpu/gpu.ts";
-import { MatmulKernel, matmulTripCount } from "../src/kernels/matmul.ts";
+import { Gpu } from "../src/gpu/gpu.ts";
+import { MatmulKernel, type MatmulKernelOptions, matmulTripCount } from "../src/kernels/matmul.ts";
 import { gpuRowBytes, type GpuWeight, uploadWeight } from "../src/model/gpu_weight.ts";
 import { dequantize, GgmlType, tensorBytes, typeInfo } from "../src/model/quant.ts";
 import { GgufFile } from "../src/model/gguf.ts";
@@ -132,7 +132,7 @@ gpuTest(
 gpuTest(
   "MatmulKernel.encode() rejects shapes beyond llvmpipe's loop budget and misaligned offsets",
   async (gpu) => {
-    const mm = await MatmulKernel.create(gpu, { types: [GgmlType.F32] });
+    const mm = await MatmulKernel.create(gpu, { types: [GgmlType.F32], matvec: "v1" });
     assert.ok(
       matmulTripCount(14336, mm.tokenBlock) < 60000,
       "a 14336-column FFN row must fit with the default token block",
@@ -147,7 +147,11 @@ gpuTest(
     });
     const enc = gpu.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    assert.throws(() => mm.encode(pass, buf, buf, fake(49152), 9), RangeError);
+    assert.throws(() => mm.encode(pass, buf, buf, fake(49152), 9), /loops 110608 times per invocation/);
+    // The rows kernel loops once per 32-column group: the same row is far within the budget.
+    const rows = await MatmulKernel.create(gpu, { types: [GgmlType.F32], matvec: "rows", rowsTokenBlock: 8 });
+    assert.equal(rows.tripCount(fake(49152), 9), 1536);
+    assert.equal(rows.tripCount(fake(49152), 1), rows.plan(fake(49152), 1).kernel === "rows" ? 1536 : 24578);
     assert.throws(() => mm.encode(pass, buf, buf, fake(64), 1, { xOffset: 2 }), RangeError);
     assert.throws(() => mm.encode(pass, buf, buf, fake(1028), 1), /x needs/);
     assert.throws(() => mm.encode(pass, buf, buf, { ...fake(64), type: GgmlType.Q4_K }, 1), TypeError);
@@ -198,3 +202,240 @@ gpuTest(
     for (const c of w.chunks) gpu.free(c.buffer);
   },
 );
+
+// ---------------------------------------------------------------------------------------------------
+// Decode kernel families (nTokens = 1): every variant on every type, on shapes with odd row counts,
+// chunked weights and offsets. Shapes are multiples of each type's "rows" column group so the fast
+// paths run (plan() is checked), plus shapes that must fall back to matmul.wgsl.
+
+const DECODE_SHAPES: Record<number, [number, number][]> = {
+  [GgmlType.F32]: [[37, 96], [133, 320], [21, 172]],
+  [GgmlType.F16]: [[37, 96], [133, 320]],
+  [GgmlType.BF16]: [[37, 96], [13, 64]],
+  [GgmlType.Q8_0]: [[37, 128], [133, 384], [19, 96]],
+  [GgmlType.Q4_0]: [[37, 256], [133, 768], [19, 160]],
+  [GgmlType.Q4_K]: [[37, 256], [67, 512]],
+  [GgmlType.Q6_K]: [[37, 256], [67, 512]],
+};
+
+const ROWS_GROUP: Record<number, number> = {
+  [GgmlType.F32]: 32,
+  [GgmlType.F16]: 32,
+  [GgmlType.Q8_0]: 128,
+  [GgmlType.Q4_0]: 256,
+  [GgmlType.Q4_K]: 256,
+  [GgmlType.Q6_K]: 256,
+};
+
+interface DecodeVariant {
+  name: string;
+  opts: MatmulKernelOptions;
+  /** Needs a device with subgroups of ≥ 8 lanes. */
+  subgroups?: boolean;
+  /** Run on a device created without subgroups. */
+  noSubgroups?: boolean;
+}
+
+const DECODE_VARIANTS: DecodeVariant[] = [
+  { name: "v1", opts: { matvec: "v1" } },
+  { name: "rows/subgroup", opts: { matvec: "rows", rowsInput: "subgroup" }, subgroups: true },
+  {
+    name: "rows/subgroup ×3 rows",
+    opts: { matvec: "rows", rowsInput: "subgroup", rowsPerInvocation: 3 },
+    subgroups: true,
+  },
+  { name: "rows/uniform", opts: { matvec: "rows", rowsInput: "uniform" } },
+  { name: "rows/uniform ×1 row", opts: { matvec: "rows", rowsInput: "uniform", rowsPerInvocation: 1 } },
+  { name: "wg/subgroup", opts: { matvec: "wg" }, subgroups: true },
+  { name: "wg/shared", opts: { matvec: "wg" }, noSubgroups: true },
+];
+
+let plainGpu: Promise<Gpu> | undefined;
+
+for (const variant of DECODE_VARIANTS) {
+  gpuTest(
+    `MatmulKernel.encode() decode variant ${variant.name} matches matmulRef for every type`,
+    async (shared) => {
+      const sgOk = shared.hasSubgroups && shared.subgroupMinSize >= 8;
+      if (variant.subgroups && !sgOk) return; // e.g. the GL backend: covered by the uniform variants
+      const gpu = variant.noSubgroups && shared.hasSubgroups
+        ? await (plainGpu ??= Gpu.create({ disableSubgroups: true }))
+        : shared;
+      const types = Object.keys(DECODE_SHAPES).map(Number);
+      const mm = await MatmulKernel.create(gpu, { ...variant.opts, types });
+      let seed = 100;
+      for (const type of types) {
+        const name = typeInfo(type).name;
+        for (const [rows, cols] of DECODE_SHAPES[type]) {
+          const raw = randomWeightBytes(type, rows, cols, seed++);
+          const W = dequantize(type, raw, rows * cols);
+          const whole = uploadWeight(gpu, `w ${name}`, type, rows, cols, raw);
+          const split = uploadWeight(gpu, `w ${name} split`, type, rows, cols, raw, {
+            maxChunkBytes: gpuRowBytes(type, cols) * Math.ceil(rows / 4),
+          });
+          const plan = mm.plan(whole, 1);
+          const fast = variant.opts.matvec === "rows" && ROWS_GROUP[type] !== undefined &&
+            cols % ROWS_GROUP[type] === 0;
+          const expected = fast ? "rows" : variant.opts.matvec === "wg" ? "wg" : "v1";
+          assert.equal(plan.kernel, expected, `${name} [${rows}, ${cols}]: ${plan.key}`);
+          const x = randomFloats(cols, seed++);
+          const label = `${variant.name} ${name} [${rows}, ${cols}] (${plan.key})`;
+          const plain = await runMatmul(gpu, mm, whole, x, 1, { xOffset: 0, outOffset: 0, outStride: rows });
+          assertClose(plain, W, x, rows, cols, label);
+          const chunked = await runMatmul(gpu, mm, split, x, 1, {
+            xOffset: 12,
+            outOffset: 7,
+            outStride: rows,
+          });
+          assertClose(chunked, W, x, rows, cols, `${label}, offsets, ${split.chunks.length} chunks`);
+          for (const w of [whole, split]) for (const c of w.chunks) gpu.free(c.buffer);
+        }
+      }
+    },
+  );
+}
+
+gpuTest(
+  "MatmulKernel.plan() falls back to matmul.wgsl where the uniform x copy cannot hold the row",
+  async (gpu) => {
+    const mm = await MatmulKernel.create(gpu, {
+      matvec: "rows",
+      rowsInput: "uniform",
+      rowsTokenBlock: 8,
+      types: [GgmlType.Q4_0],
+    });
+    const fake = (cols: number): GpuWeight => ({
+      name: "fake",
+      type: GgmlType.Q4_0,
+      rows: 1,
+      cols,
+      chunks: [],
+    });
+    assert.deepEqual(mm.plan(fake(16384), 1), {
+      key: "matmul_rows:q4_0:ubo:r4:t1:wg64",
+      kernel: "rows",
+      staged: true,
+    });
+    assert.equal(mm.plan(fake(16640), 1).kernel, "v1");
+    // Prefill reads x from the storage buffer: no size limit, no staging.
+    assert.deepEqual(mm.plan(fake(16640), 2), {
+      key: "matmul_rows:q4_0:ssbo:r3:t8:wg64",
+      kernel: "rows",
+      staged: false,
+    });
+    const v1 = await MatmulKernel.create(gpu, { matvec: "rows", rowsTokenBlock: 0, types: [GgmlType.Q4_0] });
+    assert.equal(v1.plan(fake(256), 2).kernel, "v1");
+  },
+);
+
+// Prefill (nTokens > 1) with the "rows" kernel: token blocks with tails, several blocks, offsets.
+const PREFILL_VARIANTS: DecodeVariant[] = [
+  { name: "rows/subgroup t8", opts: { matvec: "rows" }, subgroups: true },
+  {
+    name: "rows/subgroup t3 ×2 rows",
+    opts: { matvec: "rows", rowsTokenBlock: 3, rowsPerInvocation: 2 },
+    subgroups: true,
+  },
+  { name: "rows/storage t4", opts: { matvec: "rows", rowsTokenBlock: 4 }, noSubgroups: true },
+];
+
+for (const variant of PREFILL_VARIANTS) {
+  gpuTest(
+    `MatmulKernel.encode() prefill variant ${variant.name} matches matmulRef for 2, 5 and 19 tokens`,
+    async (shared) => {
+      if (variant.subgroups && !(shared.hasSubgroups && shared.subgroupMinSize >= 8)) return;
+      const gpu = variant.noSubgroups && shared.hasSubgroups
+        ? await (plainGpu ??= Gpu.create({ disableSubgroups: true }))
+        : shared;
+      const types = Object.keys(ROWS_GROUP).map(Number);
+      const mm = await MatmulKernel.create(gpu, { ...variant.opts, types });
+      let seed = 500;
+      for (const type of types) {
+        const [rows, cols] = DECODE_SHAPES[type][1];
+        const raw = randomWeightBytes(type, rows, cols, seed++);
+        const W = dequantize(type, raw, rows * cols);
+        const split = uploadWeight(gpu, "w split", type, rows, cols, raw, {
+          maxChunkBytes: gpuRowBytes(type, cols) * Math.ceil(rows / 3),
+        });
+        for (const nTokens of [2, 5, 19]) {
+          assert.equal(mm.plan(split, nTokens).kernel, "rows");
+          const x = randomFloats(nTokens * cols, seed++);
+          const out = await runMatmul(gpu, mm, split, x, nTokens, {
+            xOffset: 4,
+            outOffset: 3,
+            outStride: rows + 5,
+          });
+          assertClose(
+            out,
+            W,
+            x,
+            rows,
+            cols,
+            `${variant.name} ${typeInfo(type).name} [${rows}, ${cols}] × ${nTokens}`,
+          );
+        }
+        for (const c of split.chunks) gpu.free(c.buffer);
+      }
+    },
+  );
+}
+
+gpuTest(
+  "MatmulKernel decode variants agree on a 2048 × 5632 Q4_0 and F32 product (TinyLlama FFN)",
+  async (shared) => {
+    const [rows, cols] = [2048, 5632];
+    const x = randomFloats(cols, 3);
+    for (const type of [GgmlType.Q4_0, GgmlType.F32]) {
+      const raw = randomWeightBytes(type, rows, cols, 7);
+      const w = uploadWeight(shared, "ffn", type, rows, cols, raw);
+      const ref = matmulRef(dequantize(type, raw, rows * cols), x, 1, rows, cols);
+      for (const variant of DECODE_VARIANTS.filter((v) => !v.noSubgroups)) {
+        if (variant.subgroups && !(shared.hasSubgroups && shared.subgroupMinSize >= 8)) continue;
+        const mm = await MatmulKernel.create(shared, { ...variant.opts, types: [type] });
+        const out = await runMatmul(shared, mm, w, x, 1, { xOffset: 0, outOffset: 0, outStride: rows });
+        let worst = 0;
+        for (let r = 0; r < rows; r++) worst = Math.max(worst, Math.abs(out[r] - ref[r]));
+        assert.ok(worst < 2e-3, `${variant.name} ${typeInfo(type).name}: max |diff| ${worst}`);
+      }
+      for (const c of w.chunks) shared.free(c.buffer);
+    }
+  },
+);
+
+gpuTest("GpuProfiler times matmul passes per kernel family (or reports that it cannot)", async (gpu) => {
+  const { GpuProfiler, formatProfile } = await import("../src/gpu/profile.ts");
+  const prof = GpuProfiler.create(gpu, { capacity: 8 });
+  const mm = await MatmulKernel.create(gpu, { types: [GgmlType.Q8_0] });
+  const w = uploadWeight(gpu, "w", GgmlType.Q8_0, 256, 1024, randomWeightBytes(GgmlType.Q8_0, 256, 1024, 5));
+  const x = gpu.upload("x", randomFloats(1024 * 4, 6));
+  const out = gpu.createBuffer("out", 256 * 4 * 4);
+  const enc = gpu.device.createCommandEncoder();
+  for (const [family, n] of [["decode", 1], ["prefill", 4], ["decode", 1]] as const) {
+    const pass = prof.beginPass(enc, family);
+    mm.encode(pass, out, x, w, n);
+    pass.end();
+  }
+  prof.resolve(enc);
+  gpu.submit(enc);
+  await prof.collect();
+  const r = prof.report();
+  assert.equal(r.enabled, gpu.hasTimestamps);
+  if (r.enabled) {
+    assert.deepEqual(r.families.map((f) => [f.family, f.passes]).sort(), [["decode", 2], ["prefill", 1]]);
+    assert.ok(r.totalMs > 0 && r.families.every((f) => f.ms >= 0));
+    assert.match(formatProfile(r), /decode .* ms/);
+  } else {
+    assert.match(formatProfile(r), /no timestamp-query/);
+  }
+  // Past capacity, passes run untimed and are counted as dropped.
+  const enc2 = gpu.device.createCommandEncoder();
+  for (let i = 0; i < 10; i++) prof.beginPass(enc2, "many").end();
+  prof.resolve(enc2);
+  gpu.submit(enc2);
+  await prof.collect();
+  assert.equal(prof.report().dropped, r.enabled ? 2 : 0);
+  prof.destroy();
+  for (const c of w.chunks) gpu.free(c.buffer);
+  gpu.free(x);
+  gpu.free(out);
+});

@@ -1,6 +1,9 @@
 // matmul: out[t, row] = Σ_c W[row, c] · x[t, c] for one row chunk of a weight, t in 0..nTokens.
 // Used for decode (nTokens = 1, TB = 1) and batched prefill (TB tokens per invocation).
 //
+// Role now: prefill on adapters without subgroups, BF16 weights, and shapes the faster kernels do not
+// take (matmul_rows.wgsl on CPU adapters, matmul_wg.wgsl on GPUs; see src/kernels/matmul.ts).
+//
 // v1 (this): each invocation owns one output row and TB consecutive tokens; it streams its row once
 // (4 weights per load4, dequantized in registers) and keeps TB dot products. No barriers, no shared
 // memory: on llvmpipe (CPU) those cost 4–10×. Lanes of a workgroup take consecutive rows of the same

@@ -43,3 +43,9 @@ fn mvDot(a: ptr<function, MvWeights>, xs: ptr<function, array<vec4<f32>, MV_X4>>
   return q4Block(a, 0u, xs) + q4Block(a, 1u, xs) + q4Block(a, 2u, xs) + q4Block(a, 3u, xs) +
     q4Block(a, 4u, xs) + q4Block(a, 5u, xs) + q4Block(a, 6u, xs) + q4Block(a, 7u, xs);
 }
+
+// Decode: one group of one row.
+fn mvGroup(row: u32, g: u32, xs: ptr<function, array<vec4<f32>, MV_X4>>) -> vec4<f32> {
+  var w = mvLoad(row, g);
+  return mvDot(&w, xs);
+}

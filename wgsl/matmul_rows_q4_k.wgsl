@@ -78,3 +78,9 @@ fn mvDot(a: ptr<function, MvWeights>, xs: ptr<function, array<vec4<f32>, MV_X4>>
   let s = q4kChunk(a, 0u, xs) + q4kChunk(a, 1u, xs) + q4kChunk(a, 2u, xs) + q4kChunk(a, 3u, xs);
   return vec4<f32>(dm.x * s.x - dm.y * s.y, 0.0, 0.0, 0.0);
 }
+
+// Decode: one group of one row.
+fn mvGroup(row: u32, g: u32, xs: ptr<function, array<vec4<f32>, MV_X4>>) -> vec4<f32> {
+  var w = mvLoad(row, g);
+  return mvDot(&w, xs);
+}

@@ -55,3 +55,9 @@ fn mvDot(a: ptr<function, MvWeights>, xs: ptr<function, array<vec4<f32>, MV_X4>>
   let d = unpack2x16float((*a)[52]).x;
   return vec4<f32>(d * (q6kHalf(a, 0u, xs) + q6kHalf(a, 1u, xs)), 0.0, 0.0, 0.0);
 }
+
+// Decode: one group of one row.
+fn mvGroup(row: u32, g: u32, xs: ptr<function, array<vec4<f32>, MV_X4>>) -> vec4<f32> {
+  var w = mvLoad(row, g);
+  return mvDot(&w, xs);
+}

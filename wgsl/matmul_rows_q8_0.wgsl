@@ -40,3 +40,9 @@ fn mvLoad(row: u32, g: u32) -> MvWeights {
 fn mvDot(a: ptr<function, MvWeights>, xs: ptr<function, array<vec4<f32>, MV_X4>>) -> vec4<f32> {
   return q8Block(a, 0u, xs) + q8Block(a, 1u, xs) + q8Block(a, 2u, xs) + q8Block(a, 3u, xs);
 }
+
+// Decode: one group of one row.
+fn mvGroup(row: u32, g: u32, xs: ptr<function, array<vec4<f32>, MV_X4>>) -> vec4<f32> {
+  var w = mvLoad(row, g);
+  return mvDot(&w, xs);
+}

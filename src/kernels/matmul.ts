@@ -1,9 +1,16 @@
 /**
  * The matrix product of every weight type: `out[t, row] = Σ_c W[row, c] · x[t, c]`, for decode
- * (nTokens = 1) and batched prefill alike. Kernel: `wgsl/matmul.wgsl` with the weight type's
- * `wgsl/weights_<type>.wgsl` reader included as `weights.wgsl`.
+ * (nTokens = 1) and batched prefill alike. One class, three kernel families chosen per adapter:
  *
- * Bindings: 0 uniform `MatmulParams` { rows, cols, nTokens, xOffset, outOffset, outStride }, 1 weight chunk, 2 x (f32), 3 out (f32).
+ * | kernel | used for | file |
+ * |---|---|---|
+ * | v1 token blocks | prefill (TB tokens per invocation); decode of shapes/types without a fast path | `wgsl/matmul.wgsl` + `weights_<type>.wgsl` |
+ * | rows | decode on CPU adapters (llvmpipe…): each invocation streams whole rows, x shared by subgroup broadcast or a uniform buffer | `wgsl/matmul_rows.wgsl` + `matmul_rows_<type>.wgsl` (+ `matmul_stage.wgsl`) |
+ * | wg | decode on GPUs: one workgroup per row, coalesced reads, subgroup or shared-memory reduction | `wgsl/matmul_wg.wgsl` + `weights_<type>.wgsl` |
+ *
+ * Bindings of every family: 0 uniform `MatmulParams` { rows, cols, nTokens, xOffset, outOffset,
+ * outStride }, 1 weight chunk, 2 x (f32), 3 out (f32). The measured version ladder is in the WGSL
+ * headers and `bench/matmul_report.ts`.
  *
  * @module
  */
@@ -12,11 +19,20 @@ import type { Gpu } from "../gpu/gpu.ts";
 import { params } from "../gpu/params.ts";
 import { expandWgsl } from "../gpu/wgsl.ts";
 import { type GpuWeight, weightReader } from "../model/gpu_weight.ts";
-import { TYPE_INFO, typeInfo } from "../model/quant.ts";
+import { GgmlType, TYPE_INFO, typeInfo } from "../model/quant.ts";
 import matmulWgsl from "../../wgsl/matmul.wgsl" with { type: "text" };
+import matmulRowsWgsl from "../../wgsl/matmul_rows.wgsl" with { type: "text" };
+import matmulRowsF32 from "../../wgsl/matmul_rows_f32.wgsl" with { type: "text" };
+import matmulRowsF16 from "../../wgsl/matmul_rows_f16.wgsl" with { type: "text" };
+import matmulRowsQ8_0 from "../../wgsl/matmul_rows_q8_0.wgsl" with { type: "text" };
+import matmulRowsQ4_0 from "../../wgsl/matmul_rows_q4_0.wgsl" with { type: "text" };
+import matmulRowsQ4_K from "../../wgsl/matmul_rows_q4_k.wgsl" with { type: "text" };
+import matmulRowsQ6_K from "../../wgsl/matmul_rows_q6_k.wgsl" with { type: "text" };
+import matmulStageWgsl from "../../wgsl/matmul_stage.wgsl" with { type: "text" };
+import matmulWgWgsl from "../../wgsl/matmul_wg.wgsl" with { type: "text" };
 
 /**
- * Uniforms of `matmul.wgsl`. Element offsets: x is read from `xOffset` (a multiple of 4), out[t, r]
+ * Uniforms of the matmul kernels. Element offsets: x is read from `xOffset` (a multiple of 4), out[t, r]
  * (r local to the chunk) is written at `outOffset + t·outStride + r`; `rows` is the chunk's row count.
  */
 const MatmulParams = params("MatmulParams", {
@@ -28,14 +44,20 @@ const MatmulParams = params("MatmulParams", {
   outStride: "u32",
 });
 
+/** Uniforms of `matmul_stage.wgsl`: copy `n4` vec4 from vec4 index `x4` of x. */
+const StageParams = params("StageParams", { n4: "u32", x4: "u32" });
+
 /** Largest per-invocation loop trip count we dispatch (llvmpipe kills invocations at 65 535). */
 export const LOOP_BUDGET = 60000;
 
 /** The largest token block `matmul.wgsl` supports (its `MAX_TB`). */
 export const MAX_TOKEN_BLOCK = 16;
 
+/** Bytes of the uniform staging buffer of the "rows" kernel without subgroups (x of ≤ 16384 columns). */
+const STAGE_BYTES = 65536;
+
 /**
- * Loop iterations one invocation runs for a row of `cols` and `tokenBlock` tokens.
+ * Loop iterations one invocation of `matmul.wgsl` runs for a row of `cols` and `tokenBlock` tokens.
  *
  * @example
  * ```ts
@@ -47,6 +69,63 @@ export function matmulTripCount(cols: number, tokenBlock: number): number {
   return (cols / 4) * (tokenBlock + 1) + 2 * tokenBlock;
 }
 
+/**
+ * Where the "rows" kernel reads x: shared by subgroup broadcast, from a staged uniform copy (decode
+ * only), or from the storage buffer by every lane (prefill without subgroups).
+ */
+type RowsInput = "subgroup" | "uniform" | "storage";
+
+/** The per-type decode bodies of the "rows" kernel: WGSL file, text and column group. */
+const ROWS_TYPES: Partial<Record<GgmlType, { file: string; code: string; groupCols: number; x4: number }>> = {
+  [GgmlType.F32]: { file: "matmul_rows_f32.wgsl", code: matmulRowsF32, groupCols: 32, x4: 8 },
+  [GgmlType.F16]: { file: "matmul_rows_f16.wgsl", code: matmulRowsF16, groupCols: 32, x4: 8 },
+  [GgmlType.Q8_0]: { file: "matmul_rows_q8_0.wgsl", code: matmulRowsQ8_0, groupCols: 128, x4: 32 },
+  [GgmlType.Q4_0]: { file: "matmul_rows_q4_0.wgsl", code: matmulRowsQ4_0, groupCols: 256, x4: 64 },
+  [GgmlType.Q4_K]: { file: "matmul_rows_q4_k.wgsl", code: matmulRowsQ4_K, groupCols: 256, x4: 64 },
+  [GgmlType.Q6_K]: { file: "matmul_rows_q6_k.wgsl", code: matmulRowsQ6_K, groupCols: 256, x4: 64 },
+};
+
+/**
+ * The weight types the "rows" kernel handles (others use `matmul.wgsl` on CPU adapters).
+ *
+ * @example
+ * ```ts
+ * import { ROWS_KERNEL_TYPES } from "./matmul.ts";
+ * console.log(ROWS_KERNEL_TYPES); // [ 0, 1, 8, 2 ]
+ * ```
+ */
+export const ROWS_KERNEL_TYPES: readonly number[] = Object.keys(ROWS_TYPES).map(Number);
+
+/**
+ * Rows per invocation of the "rows" kernel, by x source and type (measured on llvmpipe, see
+ * wgsl/matmul_rows.wgsl).
+ */
+const DEFAULT_ROWS: Record<RowsInput, Partial<Record<GgmlType, number>>> = {
+  subgroup: {
+    [GgmlType.F32]: 1,
+    [GgmlType.F16]: 1,
+    [GgmlType.Q8_0]: 2,
+    [GgmlType.Q4_0]: 2,
+    [GgmlType.Q4_K]: 2,
+  },
+  uniform: {
+    [GgmlType.F32]: 4,
+    [GgmlType.F16]: 4,
+    [GgmlType.Q8_0]: 4,
+    [GgmlType.Q4_0]: 4,
+    [GgmlType.Q4_K]: 2,
+  },
+  storage: {},
+};
+
+/** Rows per invocation of the "rows" kernel for prefill (8 tokens per invocation), measured likewise. */
+const DEFAULT_PREFILL_ROWS: Partial<Record<GgmlType, number>> = {
+  [GgmlType.F32]: 2,
+  [GgmlType.F16]: 2,
+  [GgmlType.Q8_0]: 4,
+  [GgmlType.Q4_0]: 3,
+};
+
 /** Options for {@linkcode MatmulKernel.create}. */
 export interface MatmulKernelOptions {
   /** Tokens per invocation for nTokens > 1 (1..16); default 8 (measured best on llvmpipe). Decode always uses 1. */
@@ -55,6 +134,25 @@ export interface MatmulKernelOptions {
   workgroupSize?: number;
   /** Weight types (GGML ids) to compile up front; default all supported. See {@linkcode MatmulKernel.prepare}. */
   types?: readonly number[];
+  /**
+   * Decode (nTokens = 1) kernel family: `"rows"` (CPU adapters: each invocation streams whole rows),
+   * `"wg"` (GPUs: a workgroup per row) or `"v1"` (`matmul.wgsl`, one token per invocation). Default
+   * `"rows"` on CPU adapters (`gpu.isFallbackAdapter`), else `"wg"`.
+   */
+  matvec?: "rows" | "wg" | "v1";
+  /**
+   * x source of the "rows" kernel; default `"subgroup"` when the device has subgroups of at least 8
+   * lanes, else `"uniform"`.
+   */
+  rowsInput?: "subgroup" | "uniform";
+  /** Rows per invocation of the "rows" kernel (1..8); default per type (measured). */
+  rowsPerInvocation?: number;
+  /**
+   * Tokens per invocation of the "rows" kernel for nTokens > 1 (1..16); 0 sends prefill to
+   * `matmul.wgsl` (v1). Default 8 with subgroups; 0 without (x read by every lane is only 1.2–1.5×
+   * faster than v1 there, and on GL its unrolled loads take 10–30 s to compile per type).
+   */
+  rowsTokenBlock?: number;
 }
 
 /** Per-call options for {@linkcode MatmulKernel.encode}. All are f32 element offsets/strides. */
@@ -68,7 +166,8 @@ export interface MatmulEncodeOptions {
 }
 
 /**
- * Encodes matrix products for any {@linkcode GpuWeight}: one dispatch per row chunk.
+ * Encodes matrix products for any {@linkcode GpuWeight}: one dispatch per row chunk (plus one x
+ * staging dispatch for the "rows" kernel without subgroups).
  *
  * @example
  * ```ts ignore
@@ -88,8 +187,16 @@ export class MatmulKernel {
   readonly tokenBlock: number;
   /** Workgroup size. */
   readonly workgroupSize: number;
+  /** Decode kernel family. */
+  readonly matvec: "rows" | "wg" | "v1";
+  /** x source of the "rows" kernel for decode. */
+  readonly rowsInput: "subgroup" | "uniform";
+  /** Tokens per invocation of the "rows" kernel for nTokens > 1 (0: prefill uses v1). */
+  readonly rowsTokenBlock: number;
+  #rowsOverride: number | undefined;
   #gpu: Gpu;
   #pipelines = new Map<string, GPUComputePipeline>();
+  #staging: GPUBuffer | undefined;
 
   private constructor(gpu: Gpu, opts: MatmulKernelOptions) {
     const tb = opts.tokenBlock ?? 8;
@@ -98,9 +205,38 @@ export class MatmulKernel {
         `Cannot create MatmulKernel: tokenBlock must be in 1..${MAX_TOKEN_BLOCK}: current value is ${tb}`,
       );
     }
+    const r = opts.rowsPerInvocation;
+    if (r !== undefined && (!Number.isInteger(r) || r < 1 || r > 8)) {
+      throw new RangeError(
+        `Cannot create MatmulKernel: rowsPerInvocation must be in 1..8: current value is ${r}`,
+      );
+    }
+    const sgOk = gpu.hasSubgroups && gpu.subgroupMinSize >= 8;
+    const rtb = opts.rowsTokenBlock ?? (sgOk ? 8 : 0);
+    if (!Number.isInteger(rtb) || rtb < 0 || rtb > MAX_TOKEN_BLOCK) {
+      throw new RangeError(
+        `Cannot create MatmulKernel: rowsTokenBlock must be in 0..${MAX_TOKEN_BLOCK}: current value is ${rtb}`,
+      );
+    }
+    const input: string | undefined = opts.rowsInput;
+    if (input !== undefined && input !== "subgroup" && input !== "uniform") {
+      throw new RangeError(
+        `Cannot create MatmulKernel: rowsInput must be "subgroup" or "uniform": current value is "${input}"`,
+      );
+    }
+    if (opts.rowsInput === "subgroup" && !sgOk) {
+      throw new RangeError(
+        `Cannot create MatmulKernel: rowsInput "subgroup" needs subgroups of at least 8 lanes: ` +
+          `current device has ${gpu.hasSubgroups ? `subgroups of ${gpu.subgroupMinSize}+ lanes` : "none"}`,
+      );
+    }
     this.#gpu = gpu;
     this.tokenBlock = tb;
     this.workgroupSize = opts.workgroupSize ?? 64;
+    this.matvec = opts.matvec ?? (gpu.isFallbackAdapter ? "rows" : "wg");
+    this.rowsInput = opts.rowsInput ?? (sgOk ? "subgroup" : "uniform");
+    this.rowsTokenBlock = rtb;
+    this.#rowsOverride = r;
   }
 
   /** Creates the kernel and compiles the pipelines for `opts.types` (default: every supported type). */
@@ -112,16 +248,95 @@ export class MatmulKernel {
 
   /** Compiles (or fetches from the Gpu cache) the decode and prefill pipelines of `types`. */
   async prepare(types: readonly number[]): Promise<void> {
-    const jobs = types.flatMap((type) => [1, this.tokenBlock].map((tb) => this.#build(type, tb)));
+    const jobs: Promise<void>[] = [];
+    for (const type of types) {
+      jobs.push(this.#buildV1(type, 1), this.#buildV1(type, this.tokenBlock));
+      if (this.matvec === "rows" && ROWS_TYPES[typeInfo(type).id]) {
+        jobs.push(this.#buildRows(type, this.rowsInput, 1));
+        if (this.rowsTokenBlock > 0) {
+          jobs.push(this.#buildRows(type, this.#prefillInput, this.rowsTokenBlock));
+        }
+      }
+      if (this.matvec === "wg") jobs.push(this.#buildWg(type));
+    }
+    if (this.matvec === "rows" && this.rowsInput === "uniform") jobs.push(this.#buildStage());
     await Promise.all(jobs);
   }
 
-  /** The pipeline key of a type and token block, e.g. `"matmul:q4_k:tb8:wg64"`. */
+  /** The pipeline key of `matmul.wgsl` for a type and token block, e.g. `"matmul:q4_k:tb8:wg64"`. */
   key(type: number, tokenBlock: number): string {
     return `matmul:${typeInfo(type).name}:tb${tokenBlock}:wg${this.workgroupSize}`;
   }
 
-  async #build(type: number, tb: number): Promise<void> {
+  /** Rows per invocation of the "rows" kernel for decoding `type`. */
+  rowsPerInvocation(type: number): number {
+    return this.#rowsFor(type, this.rowsInput);
+  }
+
+  #rowsFor(type: number, input: RowsInput): number {
+    return this.#rowsOverride ?? DEFAULT_ROWS[input][typeInfo(type).id] ?? 1;
+  }
+
+  /** x source of the "rows" prefill kernel. */
+  get #prefillInput(): RowsInput {
+    return this.rowsInput === "subgroup" ? "subgroup" : "storage";
+  }
+
+  #rowsShape(type: number, tokens: number): { input: RowsInput; rows: number } {
+    const input = tokens === 1 ? this.rowsInput : this.#prefillInput;
+    const prefillRows = this.#rowsOverride ?? DEFAULT_PREFILL_ROWS[typeInfo(type).id] ?? 1;
+    return { input, rows: tokens === 1 ? this.#rowsFor(type, input) : prefillRows };
+  }
+
+  #rowsKey(type: number, tokens: number): string {
+    const { input, rows } = this.#rowsShape(type, tokens);
+    const x = { subgroup: "sg", uniform: "ubo", storage: "ssbo" }[input];
+    return `matmul_rows:${typeInfo(type).name}:${x}:r${rows}:t${tokens}:wg${this.workgroupSize}`;
+  }
+
+  #wgKey(type: number): string {
+    return `matmul_wg:${typeInfo(type).name}:${
+      this.#gpu.hasSubgroups ? "sg" : "shared"
+    }:wg${this.workgroupSize}`;
+  }
+
+  /**
+   * Which kernel {@linkcode MatmulKernel.encode} uses for `w` and `nTokens` (for tests, benchmarks
+   * and profiles): the pipeline key (e.g. `"matmul_rows:q4_0:sg:r2:t1:wg64"`), the kernel family,
+   * and whether x is first copied to the uniform staging buffer (one extra dispatch).
+   */
+  plan(w: GpuWeight, nTokens: number): { key: string; kernel: "v1" | "rows" | "wg"; staged: boolean } {
+    const rt = ROWS_TYPES[w.type];
+    const rowsFit = this.matvec === "rows" && rt !== undefined && w.cols % rt.groupCols === 0;
+    if (nTokens === 1) {
+      if (rowsFit && (this.rowsInput === "subgroup" || w.cols * 4 <= STAGE_BYTES)) {
+        return { key: this.#rowsKey(w.type, 1), kernel: "rows", staged: this.rowsInput === "uniform" };
+      }
+      if (this.matvec === "wg") return { key: this.#wgKey(w.type), kernel: "wg", staged: false };
+    } else if (rowsFit && this.rowsTokenBlock > 0) {
+      return { key: this.#rowsKey(w.type, this.rowsTokenBlock), kernel: "rows", staged: false };
+    }
+    return { key: this.key(w.type, nTokens === 1 ? 1 : this.tokenBlock), kernel: "v1", staged: false };
+  }
+
+  /**
+   * Loop iterations one invocation runs for `w` and `nTokens` with the kernel {@linkcode plan} picks
+   * (encode throws above {@linkcode LOOP_BUDGET}: llvmpipe silently stops invocations at 65 535).
+   */
+  tripCount(w: GpuWeight, nTokens: number): number {
+    const plan = this.plan(w, nTokens);
+    if (plan.kernel === "rows") return w.cols / ROWS_TYPES[w.type]!.groupCols;
+    if (plan.kernel === "wg") return Math.ceil(w.cols / 4 / this.workgroupSize) + this.workgroupSize;
+    return matmulTripCount(w.cols, nTokens === 1 ? 1 : this.tokenBlock);
+  }
+
+  async #build(key: string, file: string, code: string): Promise<void> {
+    if (this.#pipelines.has(key)) return;
+    const pipeline = await this.#gpu.pipeline({ key, file, code, constants: { WG: this.workgroupSize } });
+    this.#pipelines.set(key, pipeline);
+  }
+
+  async #buildV1(type: number, tb: number): Promise<void> {
     const key = this.key(type, tb);
     if (this.#pipelines.has(key)) return;
     const reader = weightReader(type);
@@ -135,6 +350,109 @@ export class MatmulKernel {
       constants: { WG: this.workgroupSize, TB: tb },
     });
     this.#pipelines.set(key, pipeline);
+  }
+
+  #buildRows(type: number, input: RowsInput, tokens: number): Promise<void> {
+    const rt = ROWS_TYPES[typeInfo(type).id]!;
+    const { rows: r } = this.#rowsShape(type, tokens);
+    const rows = [...Array(r).keys()];
+    const toks = [...Array(tokens).keys()];
+    const xLoads = (t: number) => {
+      if (input === "subgroup") {
+        return [...Array(rt.x4 / 8).keys()].map((k) =>
+          `{ let v = X[xb${t} + c4 + ${8 * k}u + lane] * MV_XSCALE; ` +
+          [...Array(8).keys()].map((i) => `xs[${8 * k + i}] = subgroupBroadcast(v, ${i}u);`).join(" ") + " }"
+        ).join("\n    ");
+      }
+      const base = input === "uniform" ? "" : `xb${t} + `;
+      return [...Array(rt.x4).keys()].map((i) => `xs[${i}] = X[${base}c4 + ${i}u] * MV_XSCALE;`).join(" ");
+    };
+    const decls = [
+      ...rows.map((j) => `let row${j} = min(r0 + ${j}u, lastRow);`),
+      ...toks.map((t) => `let xb${t} = xBase + min(t0 + ${t}u, lastToken) * cols4;`),
+      ...rows.flatMap((j) => toks.map((t) => `var acc${j}_${t} = vec4<f32>(0.0);`)),
+    ];
+    // Decode: mvGroup per row; prefill: each row's weights once (mvLoad), then mvDot per token.
+    const body = tokens === 1 ? [xLoads(0), ...rows.map((j) => `acc${j}_0 += mvGroup(row${j}, g, &xs);`)] : [
+      ...rows.map((j) => `var w${j} = mvLoad(row${j}, g);`),
+      ...toks.map((t) =>
+        `${xLoads(t)}\n    ${rows.map((j) => `acc${j}_${t} += mvDot(&w${j}, &xs);`).join(" ")}`
+      ),
+    ];
+    const stores = rows.flatMap((j) =>
+      toks.map((t) =>
+        `if (r0 + ${j}u < P.rows && t0 + ${t}u < P.nTokens) { ` +
+        `Out[P.outOffset + (t0 + ${t}u) * P.outStride + r0 + ${j}u] = dot(acc${j}_${t}, vec4<f32>(1.0)); }`
+      )
+    );
+    const sg = input === "subgroup";
+    const code = expandWgsl("matmul_rows.wgsl", {
+      "matmul_rows.wgsl": matmulRowsWgsl,
+      "rows_type.wgsl": rt.code,
+    }, {
+      PARAMS: MatmulParams.wgsl(),
+      X_DECL: input === "uniform"
+        ? `@group(0) @binding(2) var<uniform> X: array<vec4<f32>, ${STAGE_BYTES / 16}>;`
+        : "@group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;",
+      ROWS: String(r),
+      TOKENS: String(tokens),
+      LANE_PARAM: sg ? "@builtin(subgroup_invocation_id) sgLane: u32," : "",
+      LANE_INIT: sg ? "lane = sgLane;" : "",
+      DECLS: decls.join("\n  "),
+      BODY: body.join("\n    "),
+      STORES: stores.join("\n  "),
+    });
+    return this.#build(this.#rowsKey(type, tokens), `matmul_rows.wgsl + ${rt.file}`, code);
+  }
+
+  #buildWg(type: number): Promise<void> {
+    const reader = weightReader(type);
+    const sg = this.#gpu.hasSubgroups;
+    const reduce = sg
+      ? `let s = subgroupAdd(acc);
+  partial[lid] = select(0.0, s, sgLane == 0u);
+  workgroupBarrier();
+  var total = 0.0;
+  if (lid == 0u) {
+    for (var i = 0u; i < WG; i++) {
+      total += partial[i];
+    }
+  }`
+      : `partial[lid] = acc;
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    workgroupBarrier();
+    if (lid < s) {
+      partial[lid] += partial[lid + s];
+    }
+  }
+  let total = partial[0];`;
+    const code = expandWgsl(
+      "matmul_wg.wgsl",
+      { "matmul_wg.wgsl": matmulWgWgsl, "weights.wgsl": reader.code },
+      {
+        PARAMS: MatmulParams.wgsl(),
+        SG_PARAMS: sg ? "@builtin(subgroup_invocation_id) sgLane: u32," : "",
+        REDUCE: reduce,
+      },
+    );
+    return this.#build(this.#wgKey(type), `matmul_wg.wgsl + ${reader.file}`, code);
+  }
+
+  #buildStage(): Promise<void> {
+    const code = expandWgsl("matmul_stage.wgsl", { "matmul_stage.wgsl": matmulStageWgsl }, {
+      PARAMS: StageParams.wgsl(),
+    });
+    return this.#build(`matmul_stage:wg${this.workgroupSize}`, "matmul_stage.wgsl", code);
+  }
+
+  #pipeline(key: string, w: GpuWeight): GPUComputePipeline {
+    const pipeline = this.#pipelines.get(key);
+    if (!pipeline) {
+      throw new TypeError(
+        `Cannot encode matmul for "${w.name}": pipeline ${key} is not compiled; call prepare([${w.type}])`,
+      );
+    }
+    return pipeline;
   }
 
   /**
@@ -156,7 +474,14 @@ export class MatmulKernel {
     const outOffset = opts.outOffset ?? 0;
     const outStride = opts.outStride ?? rows;
     const tb = nTokens === 1 ? 1 : this.tokenBlock;
-    checkShape(w, nTokens, xOffset, tb);
+    checkShape(w, nTokens, xOffset);
+    const plan = this.plan(w, nTokens);
+    const trips = this.tripCount(w, nTokens);
+    if (trips > LOOP_BUDGET) {
+      throw new RangeError(
+        `Cannot encode matmul for "${w.name}": ${plan.key} loops ${trips} times per invocation for a ${w.cols}-column row, over llvmpipe's budget of ${LOOP_BUDGET}`,
+      );
+    }
     if ((xOffset + nTokens * cols) * 4 > x.size) {
       throw new RangeError(
         `Cannot encode matmul for "${w.name}": x needs ${
@@ -170,12 +495,15 @@ export class MatmulKernel {
         `Cannot encode matmul for "${w.name}": out needs ${outEnd * 4} bytes: current size is ${out.size}`,
       );
     }
-    const key = this.key(w.type, tb);
-    const pipeline = this.#pipelines.get(key);
-    if (!pipeline) {
-      throw new TypeError(
-        `Cannot encode matmul for "${w.name}": pipeline ${key} is not compiled; call prepare([${w.type}])`,
-      );
+    const pipeline = this.#pipeline(plan.key, w);
+    let xBinding: GPUBuffer | GPUBufferBinding = x;
+    if (plan.staged) {
+      this.#staging ??= this.#gpu.createBuffer("matmul: staged x", STAGE_BYTES, 0x40 | 0x80 | 0x08);
+      const stage = this.#pipeline(`matmul_stage:wg${this.workgroupSize}`, w);
+      const n4 = cols / 4;
+      const uniform = this.#gpu.uniform(StageParams, { n4, x4: xOffset / 4 });
+      this.#gpu.dispatch(pass, stage, [uniform, x, this.#staging], Math.ceil(n4 / this.workgroupSize));
+      xBinding = { buffer: this.#staging, offset: 0, size: STAGE_BYTES };
     }
     const blocks = Math.ceil(nTokens / tb);
     for (const c of w.chunks) {
@@ -187,13 +515,22 @@ export class MatmulKernel {
         outOffset: outOffset + c.rowStart,
         outStride,
       });
-      const workgroups = Math.ceil((c.rowCount * blocks) / this.workgroupSize);
-      this.#gpu.dispatch(pass, pipeline, [uniform, c.buffer, x, out], workgroups);
+      let workgroups: number | [number, number, number];
+      if (plan.kernel === "rows") {
+        const tokens = nTokens === 1 ? 1 : this.rowsTokenBlock;
+        const inv = Math.ceil(c.rowCount / this.#rowsShape(w.type, tokens).rows);
+        workgroups = [Math.ceil(inv / this.workgroupSize), Math.ceil(nTokens / tokens), 1];
+      } else if (plan.kernel === "wg") {
+        workgroups = c.rowCount;
+      } else {
+        workgroups = Math.ceil((c.rowCount * blocks) / this.workgroupSize);
+      }
+      this.#gpu.dispatch(pass, pipeline, [uniform, c.buffer, xBinding, out], workgroups);
     }
   }
 }
 
-function checkShape(w: GpuWeight, nTokens: number, xOffset: number, tb: number): void {
+function checkShape(w: GpuWeight, nTokens: number, xOffset: number): void {
   const where = `Cannot encode matmul for "${w.name}"`;
   if (!Number.isInteger(nTokens) || nTokens < 0) {
     throw new RangeError(`${where}: nTokens must be a non-negative integer: current value is ${nTokens}`);
@@ -203,11 +540,5 @@ function checkShape(w: GpuWeight, nTokens: number, xOffset: number, tb: number):
   }
   if (xOffset % 4 !== 0) {
     throw new RangeError(`${where}: xOffset must be a multiple of 4: current value is ${xOffset}`);
-  }
-  const trips = matmulTripCount(w.cols, tb);
-  if (trips > LOOP_BUDGET) {
-    throw new RangeError(
-      `${where}: a ${w.cols}-column row with ${tb} tokens per invocation loops ${trips} times, over llvmpipe's budget of ${LOOP_BUDGET}`,
-    );
   }
 }
