@@ -44,12 +44,16 @@ export interface Kernels {
   sample: SampleKernel;
 }
 
-/** Compiles every kernel the forward pass needs. */
-export async function createKernels(gpu: Gpu): Promise<Kernels> {
+/**
+ * Compiles every kernel the forward pass needs; `weightTypes` (GGML ids) limits the matmul and
+ * embedding variants to the model's types (compiling all of them adds seconds to a model load).
+ */
+export async function createKernels(gpu: Gpu, weightTypes?: readonly number[]): Promise<Kernels> {
+  const types = weightTypes ? { types: weightTypes } : {};
   const [embedding, rmsNorm, matmul, rope, attention, elementwise, argmax, sample] = await Promise.all([
-    EmbeddingKernel.create(gpu),
+    EmbeddingKernel.create(gpu, types),
     RmsNormKernel.create(gpu),
-    MatmulKernel.create(gpu),
+    MatmulKernel.create(gpu, types),
     RopeKernel.create(gpu),
     AttentionKernel.create(gpu),
     ElementwiseKernel.create(gpu),
