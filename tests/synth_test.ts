@@ -4,7 +4,7 @@ import { GgufFile } from "../src/model/gguf.ts";
 import { ggufHeader, writeGguf, writeGgufStream } from "../src/model/gguf_writer.ts";
 import { loadModel } from "../src/model/model.ts";
 import { GgmlType, tensorBytes } from "../src/model/quant.ts";
-import { llama3RopeFreqs, synthPlan, synthTensorChunks, writeSynthModel } from "../src/model/synth.ts";
+import { synthPlan, synthTensorChunks, writeSynthModel } from "../src/model/synth.ts";
 import { tokenizerFromGguf } from "../src/tokenizer/tokenizer.ts";
 
 const TMP = await Deno.makeTempDir({ prefix: "thinkv-synth-" });
@@ -88,20 +88,6 @@ Deno.test("synthPlan() gives the published parameter counts and layouts of the n
   assert.ok(seven.fileBytes > 26.9e9 && seven.fileBytes < 27.0e9, `${seven.fileBytes}`);
   await assert.rejects(() => synthPlan("gpt-5", GgmlType.F32), /known shapes are/);
   await assert.rejects(() => synthPlan("tiny-64", GgmlType.Q4_K), /supported types are f32, f16, q8_0, q4_0/);
-});
-
-Deno.test("llama3RopeFreqs() matches Llama 3.1's frequency scaling", () => {
-  const f = llama3RopeFreqs(128, 500000, {
-    factor: 8,
-    lowFreqFactor: 1,
-    highFreqFactor: 4,
-    originalContext: 8192,
-  });
-  assert.equal(f.length, 64);
-  assert.equal(f[0], 1); // short wavelengths untouched
-  assert.equal(f[63], 8); // long wavelengths divided by the factor
-  for (let i = 1; i < 64; i++) assert.ok(f[i] >= f[i - 1], "monotone");
-  assert.ok(f.some((v) => v > 1 && v < 8), "a smooth band in between");
 });
 
 for (

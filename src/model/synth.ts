@@ -17,6 +17,7 @@
  * @module
  */
 
+import { llama3RopeFactors } from "./rope_scaling.ts";
 import { GgufFile, type GgufValue } from "./gguf.ts";
 import { ggufHeader, type GgufMetadataEntry, type GgufTensorSource, writeGgufStream } from "./gguf_writer.ts";
 import { f32ToF16, GgmlType, quantizeQ4_0, quantizeQ8_0, tensorBytes, typeInfo } from "./quant.ts";
@@ -214,38 +215,6 @@ export function synthShape(name: string): SynthShape {
   return s;
 }
 
-/**
- * Llama 3.1's RoPE frequency divisors (`rope_freqs`) for `ropeDim / 2` frequencies, as llama.cpp's
- * converter computes them: 1 for short wavelengths, `factor` for long ones, interpolated between.
- *
- * @example
- * ```ts
- * import { llama3RopeFreqs } from "./synth.ts";
- * const f = llama3RopeFreqs(64, 500000, { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 });
- * console.log(f[0], f[31]); // 1 32
- * ```
- */
-export function llama3RopeFreqs(
-  ropeDim: number,
-  base: number,
-  s: NonNullable<SynthShape["ropeScaling"]>,
-): Float32Array {
-  const out = new Float32Array(ropeDim / 2);
-  const lowWavelen = s.originalContext / s.lowFreqFactor;
-  const highWavelen = s.originalContext / s.highFreqFactor;
-  for (let i = 0; i < out.length; i++) {
-    const freq = 1 / base ** ((2 * i) / ropeDim);
-    const wavelen = (2 * Math.PI) / freq;
-    if (wavelen < highWavelen) out[i] = 1;
-    else if (wavelen > lowWavelen) out[i] = s.factor;
-    else {
-      const smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
-      out[i] = 1 / ((1 - smooth) / s.factor + smooth);
-    }
-  }
-  return out;
-}
-
 /** FNV-1a of a string, mixed with the seed: each tensor's own stream of random numbers. */
 function tensorSeed(seed: number, name: string): number {
   let h = (0x811c9dc5 ^ Math.imul(seed, 0x9e3779b1)) >>> 0;
@@ -431,7 +400,14 @@ export function* synthTensorChunks(t: SynthTensor, shape: SynthShape): Generator
     return;
   }
   if (t.init.kind === "rope_freqs") {
-    yield new Uint8Array(llama3RopeFreqs(cols * 2, shape.ropeBase, shape.ropeScaling!).buffer);
+    const rs = shape.ropeScaling!;
+    const factors = llama3RopeFactors(cols * 2, shape.ropeBase, {
+      factor: rs.factor,
+      lowFreqFactor: rs.lowFreqFactor,
+      highFreqFactor: rs.highFreqFactor,
+      originalContextLength: rs.originalContext,
+    });
+    yield new Uint8Array(factors.buffer);
     return;
   }
   const a = Math.sqrt(3) * t.init.sigma;
