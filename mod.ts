@@ -104,3 +104,36 @@ export {
 export { type MatmulEncodeOptions, MatmulKernel, type MatmulKernelOptions } from "./src/kernels/matmul.ts";
 export { type RmsNormArgs, RmsNormKernel } from "./src/kernels/rmsnorm.ts";
 export { type RopeArgs, RopeKernel } from "./src/kernels/rope.ts";
+export {
+  type FamilyTime,
+  formatProfile,
+  GpuProfiler,
+  type GpuProfilerOptions,
+  type ProfileReport,
+} from "./src/gpu/profile.ts";
+export { StreamReadKernel, type StreamReadOptions } from "./src/kernels/stream_read.ts";
+export {
+  SYNTH_SHAPES,
+  SYNTH_TYPES,
+  type SynthOptions,
+  type SynthPlan,
+  synthPlan,
+  type SynthProgress,
+  type SynthShape,
+  synthShape,
+  type SynthTensor,
+  writeSynthModel,
+} from "./src/model/synth.ts";
+export {
+  type GgufHeader,
+  ggufHeader,
+  type GgufSink,
+  type GgufTensorLayout,
+  type GgufTensorSource,
+  writeGgufStream,
+} from "./src/model/gguf_writer.ts";
+export {
+  llama3RopeFactors,
+  type Llama3RopeScaling,
+  llama3ScaledFrequency,
+} from "./src/model/rope_scaling.ts";
