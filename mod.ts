@@ -54,24 +54,52 @@ export {
   loadKvConfig,
   parseKvConfig,
   type PoolKind,
+  QUANT_BITS,
+  QUANT_DEFAULTS,
+  type QuantOptions,
   type ResolvedEviction,
   type ResolvedKvOptions,
+  type ResolvedQuant,
   type ResolvedThink,
   resolveKvOptions,
   type ThinkOptions,
 } from "./src/kv/options.ts";
-export { type KvBatch, KvCache, type KvLayer, type KvLayerStats, type KvPhase } from "./src/kv/cache.ts";
+export {
+  type KvBatch,
+  KvCache,
+  type KvCacheLimits,
+  type KvLayer,
+  type KvLayerStats,
+  type KvPhase,
+} from "./src/kv/cache.ts";
 export { formatKvStats, formatKvSummary } from "./src/kv/stats.ts";
-export type { KvSegment } from "./src/kv/segment.ts";
+export {
+  type KvSegment,
+  type QuantFormat,
+  type QuantLayout,
+  quantLayout,
+  type QuantStorage,
+  type ScaleFormat,
+  type SegmentBytes,
+} from "./src/kv/segment.ts";
 export {
   type CompressionPlan,
   keptChannels,
   type LayerPlan,
+  type LayerQuantPlan,
   planCompression,
   pyramidBudgets,
+  type QuantPlan,
   type Scoring,
 } from "./src/kv/plan.ts";
-export type { SegmentAttentionArgs, ThinSegmentArgs } from "./src/kernels/attention.ts";
+export { type CopyRowsArgs, type QuantArgs, QuantKernel, type RowsArg } from "./src/kv/kernels/quant.ts";
+export type {
+  QuantAttentionArgs,
+  QuantSegmentArgs,
+  RingArgs,
+  SegmentAttentionArgs,
+  ThinSegmentArgs,
+} from "./src/kernels/attention.ts";
 export { ChatSession, type ChatSessionOptions } from "./src/chat/session.ts";
 export { chatPromptIds, commonPrefix, fallbackChatFormat } from "./src/chat/prompt.ts";
 export {

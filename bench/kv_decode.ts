@@ -1,8 +1,11 @@
 /**
- * Decode time per token against context length, full cache vs ThinK (issue 3).
+ * Decode time per token against context length: full cache vs ThinK (issue 3) and KIVI (issue 4).
  *
  *   XDG_RUNTIME_DIR=/tmp DENO_WEBGPU_BACKEND=vulkan deno run --allow-read --allow-env --allow-write=/tmp \
- *     bench/kv_decode.ts [--ctx 512,2048,8192] [--steps 16] [--layers 2] [--kv full,think0.4,think0.4pad,think0.5]
+ *     bench/kv_decode.ts [--ctx 512,2048,8192] [--steps 16] [--layers 2] [--kv full,kivi4,kivi2,think0.4+kivi2]
+ *
+ * Configurations: full, think0.4, think0.4pad, think0.5, kivi8, kivi4, kivi2, think0.4+kivi2 (KIVI with
+ * G = 32, R = 128; scales and mins in f16 where the adapter has shader-f16).
  *
  * Set LP_NUM_THREADS=1 for steadier figures on llvmpipe (2-vCPU machines time-slice their threads).
  *
@@ -10,12 +13,15 @@
  * (no GQA, as in LLaMA-2, the ThinK paper's KIVI setting), dim 512, FFN 1024, 2 layers; small enough to
  * prefill 8192 tokens in a minute on 2 CPU cores, big enough that attention over the cache dominates
  * decode at long contexts. For each context length the prompt is prefilled (and compressed), then
- * `steps` greedy decode steps are enqueued back to back, the argmax feeding the next step on the GPU,
- * with one readback at the end. The configurations take turns for 5 rounds; the time per token is the
+ * `steps` greedy decode steps are encoded back to back in one submit (`Model.decodeSteps`), the argmax
+ * feeding the next step on the GPU, with one readback at the end. The configurations take turns for 5 rounds; the time per token is the
  * best round (robust to other processes sharing the CPU).
  *
  * Napkin maths: full attention reads 2 · ctx · 4 heads · 128 · 4 B = 33.5 MB per layer per token at
  * 8192; ThinK at ratio λ prunes the keys of all but the last 32 prompt tokens, saving ≈ λ/2 of that.
+ * KIVI-b reads b/32 of it in codes plus 2 f16 per 32 codes (scales, mins) and the f32 residual: on
+ * llvmpipe the load count per token, not the bytes, sets the pace (one u32 load = 32/b codes, one vec4
+ * load = 4 floats), so 2 and 4 bits save loads and 8 bits about breaks even.
  *
  * @module
  */
@@ -31,6 +37,10 @@ const CONFIGS: Record<string, KvOptions | undefined> = {
   "think0.4": { think: { ratio: 0.4 } },
   "think0.5": { think: { ratio: 0.5 } },
   "think0.4pad": { think: { ratio: 0.4, pad: true } },
+  kivi8: { quant: { keyBits: 8, valueBits: 8 } },
+  kivi4: { quant: { keyBits: 4, valueBits: 4 } },
+  kivi2: { quant: { keyBits: 2, valueBits: 2 } },
+  "think0.4+kivi2": { think: { ratio: 0.4 }, quant: { keyBits: 2, valueBits: 2 } },
 };
 
 const { values } = parseArgs({
@@ -39,7 +49,7 @@ const { values } = parseArgs({
     ctx: { type: "string", default: "512,2048,8192" },
     steps: { type: "string", default: "16" },
     layers: { type: "string", default: "2" },
-    kv: { type: "string", default: "full,think0.4,think0.4pad,think0.5" },
+    kv: { type: "string", default: "full,think0.4,think0.4pad,think0.5,kivi4,kivi2,think0.4+kivi2" },
   },
 });
 const contexts = values.ctx.split(",").map(Number);
@@ -92,8 +102,9 @@ for (const ctx of contexts) {
   for (let r = 0; r < ROUNDS; r++) {
     for (const run of runs) {
       const t0 = performance.now();
-      for (let s = 0; s < steps; s++) run.model.decodeStep(run.pos++, true);
-      await run.model.readNextToken();
+      run.model.decodeSteps(run.pos, steps, { temperature: 0, topK: 0, topP: 1, seed: 0, step: 0 });
+      run.pos += steps;
+      await run.model.readTokens(steps);
       run.best = Math.min(run.best, (performance.now() - t0) / steps);
     }
   }

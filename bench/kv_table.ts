@@ -1,9 +1,13 @@
 /**
- * The KV-cache quality table of issue 3: for each configuration, the KV bytes it allocates, its
+ * The KV-cache quality table of issues 3 and 4: for each configuration, the KV bytes it allocates, its
  * fidelity to the full cache on stories260K, and its passkey accuracy with passkey-tiny.
  *
  *   XDG_RUNTIME_DIR=/tmp DENO_WEBGPU_BACKEND=vulkan deno run --allow-read --allow-env bench/kv_table.ts \
- *     [--passkey 60] [--only snapkv]
+ *     [--passkey 60] [--only snapkv | --only kivi]
+ *
+ * `--only TEXT` keeps the rows whose name contains TEXT (e.g. `kivi`: the 6 KIVI rows, 8/4/2 bits with
+ * and without ThinK 0.4, G = 32, R = 128); the full cache's distributions are computed as the
+ * fidelity reference either way.
  *
  * - Fidelity: a 300-token stories260K prompt (BOS + text the full model samples from "Once upon a
  *   time", temperature 1, seed 1) and its 64-token continuation. Each configuration prefills the prompt
@@ -19,7 +23,7 @@
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/gpu.ts";
 import { describeKvOptions, type KvOptions } from "../src/kv/options.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { type KvStats, loadModel, type Model } from "../src/model/model.ts";
 
 const SHARED = new URL("../../shared/", import.meta.url).pathname;
 const STORIES = `${SHARED}models/stories260K.gguf`;
@@ -36,6 +40,10 @@ export const TABLE_CONFIGS: KvOptions[] = [
     [64, 128].map((budget) => ({ eviction: { policy, budget } }))
   ),
   { eviction: { policy: "snapkv", budget: 128 }, think: { ratio: 0.5 } },
+  ...[8, 4, 2].flatMap((bits): KvOptions[] => [
+    { quant: { keyBits: bits, valueBits: bits } },
+    { think: { ratio: 0.4 }, quant: { keyBits: bits, valueBits: bits } },
+  ]),
 ];
 
 const { values } = parseArgs({
@@ -87,7 +95,17 @@ const storyIds = await (async () => {
 const passkeyExamples = (await Deno.readTextFile(`${SHARED}golden/passkey-tiny.eval.jsonl`))
   .trim().split("\n").slice(0, nPasskey).map((l) => JSON.parse(l) as { context: string; answers: string[] });
 
-let fullRows: Float64Array[] | undefined;
+/** Next-token distributions of a configuration, and the bytes it allocated. */
+async function fidelityRows(kv: KvOptions): Promise<{ rows: Float64Array[]; stats: KvStats }> {
+  const m = await loadModel(STORIES, { gpu, contextLength: PROMPT + STEPS, kv });
+  const rows = (await teacherForced(m, storyIds)).map(softmax);
+  const stats = m.kvStats();
+  m.dispose();
+  return { rows, stats };
+}
+
+// the fidelity reference: the full cache (also when --only leaves it out of the table)
+const fullRows = (await fidelityRows({})).rows;
 const lines: string[] = [];
 console.log(`adapter: ${gpu.adapterName}`);
 console.log(
@@ -99,14 +117,10 @@ console.log(header);
 console.log("|---|---:|---:|---:|---:|---:|");
 for (const kv of configs) {
   const t0 = performance.now();
-  const m = await loadModel(STORIES, { gpu, contextLength: PROMPT + STEPS, kv });
-  const rows = (await teacherForced(m, storyIds)).map(softmax);
-  const stats = m.kvStats();
-  m.dispose();
-  fullRows ??= rows;
+  const { rows, stats } = await fidelityRows(kv);
   let kl = 0, agree = 0;
   rows.forEach((q, i) => {
-    const p = fullRows![i];
+    const p = fullRows[i];
     for (let j = 0; j < p.length; j++) if (p[j] > 0) kl += p[j] * Math.log(p[j] / Math.max(q[j], 1e-300));
     if (argmax(p) === argmax(q)) agree++;
   });

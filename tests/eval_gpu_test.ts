@@ -56,12 +56,15 @@ gpuTest(
     // passkey-tiny finds generated and golden pass keys with the full cache.
     assert.equal(cell("passkey", "full", "needle").metrics!.accuracy, 100);
     assert.equal(cell("passkey", "full", "passkey").metrics!.accuracy, 100);
-    // A compressed setting either runs (then it keeps less) or reports why this build cannot run it.
+    // Both compressed settings run. SnapKV keeps less than the full cache; KIVI on these short prompts
+    // (shorter than its 128-token full-precision residual, head dim 8) has nothing to quantize yet.
     for (const s of ["snapkv-32", "kivi"]) {
       for (const t of ["fidelity", "perplexity", "longbench"]) {
         const r = cell("stories", s, t);
-        if (r.metrics) assert.ok(r.kvBytes! < r.kvFullBytes!, `${s} ${t} keeps less than the full cache`);
-        else assert.match(r.error!, /not supported by this build/);
+        assert.ok(r.metrics, `${s} ${t}: ${r.error}`);
+        if (s === "snapkv-32") {
+          assert.ok(r.kvBytes! < r.kvFullBytes!, `${s} ${t} keeps less than the full cache`);
+        }
       }
     }
     const snap = cell("stories", "snapkv-32", "fidelity");

@@ -11,6 +11,7 @@ Deno.test("resolveKvOptions() fills the paper's defaults and keeps full when not
   assert.deepEqual(resolveKvOptions(), {
     eviction: { policy: "full", budget: 512, window: 32, kernel: 7, pool: "max", beta: 20, sinks: 4 },
     think: null,
+    quant: null,
   });
   const r = resolveKvOptions({ eviction: { policy: "snapkv", budget: 128 }, think: { ratio: 0.4 } });
   assert.equal(r.eviction.window, 32);
@@ -118,5 +119,81 @@ Deno.test("describeKvOptions() names a configuration for tables and --stats", ()
   assert.equal(
     describeKvOptions({ eviction: { policy: "streamingllm", budget: 64 } }),
     "streamingllm(B=64,sinks=4)",
+  );
+  assert.equal(
+    describeKvOptions({ think: { ratio: 0.4 }, quant: { keyBits: 4 } }),
+    "full + think(0.4) + kivi(K4V2,G=32,R=128)",
+  );
+});
+
+Deno.test("KIVI options: defaults, RangeErrors naming the setting and range, CLI flags, YAML", () => {
+  assert.deepEqual(resolveKvOptions({ quant: {} }).quant, {
+    keyBits: 2,
+    valueBits: 2,
+    group: 32,
+    residual: 128,
+  });
+  assert.deepEqual(resolveKvOptions({ quant: { keyBits: 8, valueBits: 4, group: 64, residual: 64 } }).quant, {
+    keyBits: 8,
+    valueBits: 4,
+    group: 64,
+    residual: 64,
+  });
+  const bad: [unknown, RegExp][] = [
+    [
+      { quant: { keyBits: 3 } },
+      /^Cannot configure KIVI quantization: keyBits must be one of 2, 4, 8: current value is 3$/,
+    ],
+    [{ quant: { valueBits: 16 } }, /valueBits must be one of 2, 4, 8: current value is 16/],
+    [{ quant: { group: 24 } }, /group must be a multiple of 16 in \[16, 256\]: current value is 24/],
+    [{ quant: { group: 512, residual: 512 } }, /group must be a multiple of 16 in \[16, 256\]/],
+    [
+      { quant: { residual: 100 } },
+      /residual must be a positive multiple of group \(32\): current value is 100/,
+    ],
+    [
+      { quant: { group: 64, residual: 32 } },
+      /residual must be a positive multiple of group \(64\): current value is 32/,
+    ],
+    [{ quant: { bits: 2 } }, /Cannot configure KIVI quantization: unknown setting "bits"/],
+    [{ quant: 2 }, /quant must be an object: current value is 2/],
+  ];
+  for (const [options, re] of bad) {
+    assert.throws(
+      () => resolveKvOptions(options as never),
+      (e: unknown) => e instanceof RangeError && re.test(e.message),
+      String(re),
+    );
+  }
+  // CLI: --kv-bits sets both, --key-bits / --value-bits override it; combines with eviction and ThinK
+  assert.deepEqual(kvOptionsFromFlags({ kvBits: "2" }), { quant: { keyBits: 2, valueBits: 2 } });
+  assert.deepEqual(kvOptionsFromFlags({ kvBits: "4", valueBits: "8", kvGroup: "64", kvResidual: "128" }), {
+    quant: { keyBits: 4, valueBits: 8, group: 64, residual: 128 },
+  });
+  assert.deepEqual(kvOptionsFromFlags({ kv: "snapkv", budget: "256", think: "0.4", keyBits: "2" }), {
+    eviction: { policy: "snapkv", budget: 256 },
+    think: { ratio: 0.4 },
+    quant: { keyBits: 2 },
+  });
+  assert.throws(() => kvOptionsFromFlags({ kvGroup: "32" }), /--kv-group and --kv-residual need --kv-bits/);
+  assert.throws(
+    () => kvOptionsFromFlags({ kvBits: "3" }),
+    /keyBits must be one of 2, 4, 8: current value is 3/,
+  );
+  assert.throws(() => kvOptionsFromFlags({ kvBits: "two" }), /--kv-bits: it must be a number/);
+  // YAML, and flags over the file
+  const base = parseKvConfig(
+    "think: { ratio: 0.4 }\nquant: { keyBits: 2, valueBits: 2, group: 32, residual: 64 }\n",
+  );
+  assert.deepEqual(base.quant, { keyBits: 2, valueBits: 2, group: 32, residual: 64 });
+  assert.deepEqual(kvOptionsFromFlags({ valueBits: "4" }, base)?.quant, {
+    keyBits: 2,
+    valueBits: 4,
+    group: 32,
+    residual: 64,
+  });
+  assert.throws(
+    () => parseKvConfig("quant: { residual: 48 }", "kv.yaml"),
+    /residual must be a positive multiple of group \(32\): current value is 48 \(in kv\.yaml\)/,
   );
 });

@@ -33,6 +33,8 @@ Deno.test("planCompression(): budget counts the window, no eviction up to the bu
     nKeep: 77,
     thinStride: 77,
     tailCapacity: 32 + 48,
+    channelTokens: 512,
+    quant: null,
   });
   const short = plan({ eviction: { policy: "snapkv", budget: 512 }, think: { ratio: 0.4 } }, 512);
   assert.equal(short.scoring, "none");
@@ -140,4 +142,47 @@ Deno.test("segmentAttention() with every channel kept equals plain attention", (
   }, { nTokens: 2, nHeads: 4, nKvHeads: H, headDim: D, tailRow0: 2 });
   const want = attention(q, kc, vc, { nTokens: 2, nHeads: 4, nKvHeads: H, headDim: D, capacity: L, pos0: 8 });
   assert.ok(got.every((x, i) => Math.abs(x - want[i]) < 1e-6));
+});
+
+Deno.test("planCompression() with KIVI: keys T − T mod R, values T − min(T, R), a ring of R + maxBatch", () => {
+  const kivi = (kv: Parameters<typeof resolveKvOptions>[0], L: number, capacity: number, maxBatch = 1) =>
+    planCompression(resolveKvOptions(kv), { nLayers: 1, headDim: 128 }, L, capacity, maxBatch);
+  const p = kivi({ quant: { residual: 128 } }, 300, 1000, 64);
+  assert.deepEqual(p.quant, {
+    keyBits: 2,
+    valueBits: 2,
+    group: 32,
+    residual: 128,
+    valueGroup: 32,
+    maxBatch: 64,
+  });
+  assert.deepEqual(p.layers[0].quant, {
+    keyRows: 256,
+    valueRows: 172,
+    maxRows: 1000,
+    keyCapacity: 896,
+    valueCapacity: 872,
+    keyChannels: 128,
+  });
+  assert.equal(p.layers[0].tailCapacity, 128 + 64);
+  assert.equal(p.layers[0].thinTokens, 0);
+  // ThinK + KIVI: the quantized keys are thin and score the channels; no f32 thin segment
+  const t = kivi(
+    { eviction: { policy: "snapkv", budget: 512 }, think: { ratio: 0.4 }, quant: {} },
+    2000,
+    2048,
+  );
+  assert.deepEqual([t.layers[0].kept, t.layers[0].thinTokens, t.layers[0].channelTokens], [512, 0, 512]);
+  assert.equal(t.layers[0].quant!.keyChannels, 77);
+  assert.equal(t.layers[0].quant!.maxRows, 512 + 48);
+  // prompts shorter than R: nothing is quantized yet, the mask comes from every kept key
+  const short = kivi({ think: { ratio: 0.5 }, quant: {} }, 40, 64);
+  assert.deepEqual([short.layers[0].quant!.keyRows, short.layers[0].quant!.valueRows], [0, 0]);
+  assert.equal(short.layers[0].channelTokens, 40);
+  assert.equal(short.layers[0].tailCapacity, 64); // the whole context fits in the ring
+  assert.equal(short.quant!.valueGroup, 32);
+  assert.equal(
+    planCompression(resolveKvOptions({ quant: {} }), { nLayers: 1, headDim: 8 }, 4, 8).quant!.valueGroup,
+    8,
+  );
 });

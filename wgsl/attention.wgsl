@@ -17,7 +17,8 @@
 //
 // Entry points:
 //   kv_store         one invocation per (t, kvHead, vec4 of channels): copies k and v rows into the caches
-//                    at positions pos0 + t.
+//                    at positions (pos0 + t) mod capacity (the modulus only matters for rings: the host
+//                    checks pos0 + nTokens ≤ capacity for linear caches).
 //                    bindings 0 p: KvStoreParams, 1 k (read), 2 v (read), 3 kCache (rw), 4 vCache (rw)
 //   attend_chunks    pass 1, one invocation per (t, chunk c, head h): online softmax over cache positions
 //                    [c·CHUNK, min((c+1)·CHUNK, pos0+t+1)), writes pAcc/pMl (chunks past the context
@@ -76,7 +77,7 @@ fn kv_store(
   let g = id % d4;
   let h = (id / d4) % kp.nKvHeads;
   let t = id / (d4 * kp.nKvHeads);
-  let dst = ((h * kp.capacity + kp.pos0 + t) * kp.headDim) / 4u + g;
+  let dst = ((h * kp.capacity + (kp.pos0 + t) % kp.capacity) * kp.headDim) / 4u + g; // a ring wraps
   k_store[kp.kCacheOffset / 4u + dst] = k_rows[(kp.kOffset + t * kp.kStride + h * kp.headDim) / 4u + g];
   v_store[kp.vCacheOffset / 4u + dst] = v_rows[(kp.vOffset + t * kp.vStride + h * kp.headDim) / 4u + g];
 }

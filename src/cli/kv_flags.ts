@@ -21,6 +21,11 @@ export const KV_FLAG_OPTIONS: Options = {
   "think-recent": { type: "string" },
   "think-window": { type: "string" },
   "think-pad": { type: "boolean" },
+  "kv-bits": { type: "string" },
+  "key-bits": { type: "string" },
+  "value-bits": { type: "string" },
+  "kv-group": { type: "string" },
+  "kv-residual": { type: "string" },
   "kv-config": { type: "string" },
 };
 
@@ -37,7 +42,12 @@ export const KV_FLAG_HELP = `KV cache (default: full, uncompressed):
       --think-recent N    last cached prompt tokens kept full width (default 32)
       --think-window N    ThinK observation queries (default 32)
       --think-pad         pad thin key rows to a multiple of 4 channels
-      --kv-config FILE    a YAML file with { eviction: {...}, think: {...} }; flags override it`;
+      --kv-bits 2|4|8     KIVI: quantize keys and values to this many bits (after eviction and ThinK)
+      --key-bits 2|4|8    KIVI bits of the keys (overrides --kv-bits)
+      --value-bits 2|4|8  KIVI bits of the values (overrides --kv-bits)
+      --kv-group G        KIVI group: tokens per key group, channels per value group (default 32)
+      --kv-residual R     KIVI full-precision residual, a multiple of G (default 128)
+      --kv-config FILE    a YAML file with { eviction: {...}, think: {...}, quant: {...} }; flags override it`;
 
 /**
  * Turns parsed flags into KV options (undefined = full cache). Invalid settings throw a RangeError
@@ -46,7 +56,7 @@ export const KV_FLAG_HELP = `KV cache (default: full, uncompressed):
  * @example
  * ```ts
  * import { kvOptionsFromCli } from "./kv_flags.ts";
- * console.log(await kvOptionsFromCli({ kv: "snapkv", budget: "128", think: "0.5" }));
+ * console.log(await kvOptionsFromCli({ kv: "snapkv", budget: "128", think: "0.5", "kv-bits": "2" }));
  * ```
  */
 export async function kvOptionsFromCli(
@@ -66,5 +76,10 @@ export async function kvOptionsFromCli(
     thinkRecent: str("think-recent"),
     thinkWindow: str("think-window"),
     thinkPad: values["think-pad"] === true ? true : undefined,
+    kvBits: str("kv-bits"),
+    keyBits: str("key-bits"),
+    valueBits: str("value-bits"),
+    kvGroup: str("kv-group"),
+    kvResidual: str("kv-residual"),
   }, base);
 }

@@ -177,7 +177,7 @@ export class EvalConfigError extends RangeError {
 // Config parsing
 
 /** Keys that later builds add to `kv`: a setting using one this build rejects is reported, not fatal. */
-export const FUTURE_KV_KEYS: readonly string[] = ["quant"];
+export const FUTURE_KV_KEYS: readonly string[] = [];
 
 const TASK_TYPES = ["fidelity", "perplexity", "passkey", "needle", "longbench"];
 

@@ -14,8 +14,11 @@ import type { Binding, Gpu } from "../gpu/gpu.ts";
 import { params } from "../gpu/params.ts";
 import { expandWgsl } from "../gpu/wgsl.ts";
 import source from "../../wgsl/attention.wgsl" with { type: "text" };
+import quantSource from "../../wgsl/kv_quant_attend.wgsl" with { type: "text" };
+import type { QuantFormat, QuantLayout } from "../kv/segment.ts";
 
 const FILE = "attention.wgsl";
+const QUANT_FILE = "kv_quant_attend.wgsl";
 const WG = 64;
 const MAX_HEAD_DIM = 256; // MAX_VEC4 · 4 in the shader
 /** llvmpipe stops an invocation after 65535 loop iterations; stay well below. */
@@ -58,6 +61,32 @@ const AttnParams = params("AttnParams", {
   nKeep: "u32",
 });
 
+// Uniform struct of `attend_quant` (binding 0, kv_quant_attend.wgsl).
+const QuantAttnParams = params("QuantAttnParams", {
+  nTokens: "u32",
+  nHeads: "u32",
+  nKvHeads: "u32",
+  headDim: "u32",
+  pos0: "u32",
+  nChunks: "u32",
+  qOffset: "u32",
+  qStride: "u32",
+  scale: "f32",
+  keyLen: "u32",
+  valueLen: "u32",
+  keyChannels: "u32",
+  thin: "u32",
+  blockCap: "u32",
+  groupCap: "u32",
+  keyScaleBase: "u32",
+  valueCap: "u32",
+  valueGroups: "u32",
+  valueWpg: "u32",
+  valueBase: "u32",
+  valueScaleBase: "u32",
+  ringCap: "u32",
+});
+
 /** Options for {@linkcode AttentionKernel.create}. */
 export interface AttentionOptions {
   /** Key positions per pass-1 invocation (the `CHUNK` override); default 128. */
@@ -82,8 +111,10 @@ export interface KvStoreArgs {
   headDim: number;
   /** Positions per head in the caches. */
   capacity: number;
-  /** Cache position of row 0; rows land at pos0 … pos0 + nTokens − 1. */
+  /** Cache position of row 0; rows land at pos0 … pos0 + nTokens − 1 (mod capacity for a ring). */
   pos0: number;
+  /** The caches are rings: row i lands in slot `i mod capacity` (the KIVI residual); default false. */
+  ring?: boolean;
   /** Element offset of row 0 in `k`. */
   kOffset?: number;
   /** Elements between k rows; default `nKvHeads · headDim`. */
@@ -130,6 +161,46 @@ export interface ThinSegmentArgs {
 export interface SegmentAttentionArgs extends AttentionArgs {
   /** The thin segment in front of the tail. */
   thin: ThinSegmentArgs;
+}
+
+/**
+ * A KIVI layer as attention reads it: the quantized segment (codes + pairs, laid out as
+ * {@linkcode QuantLayout}) in front of the full-precision residual ring.
+ */
+export interface QuantSegmentArgs {
+  /** The segment's layout. */
+  layout: QuantLayout;
+  /** The segment's buffer: key codes, key pairs, value codes, value pairs, u32 words (read). */
+  buffer: Binding;
+  /** Stored key channels `[nKvHeads, keyChannels]` u32 (thin keys), or null for all D (read). */
+  channels: Binding | null;
+  /** Quantized key rows Kq (a multiple of the group). */
+  keyLength: number;
+  /** Quantized value rows Vq (≤ Kq). */
+  valueLength: number;
+}
+
+/** The residual ring of a KIVI layer: cache row i at slot `i mod capacity`, f32, all D channels. */
+export interface RingArgs {
+  /** Keys `[nKvHeads, capacity, headDim]` (read). */
+  keys: Binding;
+  /** Values `[nKvHeads, capacity, headDim]` (read). */
+  values: Binding;
+  /** Slots per KV head. */
+  capacity: number;
+}
+
+/**
+ * Arguments of {@linkcode AttentionKernel.encodeQuant}. `pos0` is the cache row of query row 0: query t
+ * attends rows 0 … pos0 + t, rows below Kq from codes and the rest from the ring, which must hold rows
+ * `min(Kq, Vq) … pos0 + nTokens − 1`.
+ */
+export interface QuantAttentionArgs
+  extends Omit<AttentionArgs, "kCache" | "vCache" | "capacity" | "kOffset" | "vOffset"> {
+  /** The quantized segment. */
+  quant: QuantSegmentArgs;
+  /** The residual ring. */
+  ring: RingArgs;
 }
 
 /** Scratch for the chunk partials, from {@linkcode AttentionKernel.createScratch}. */
@@ -192,6 +263,21 @@ export interface AttentionArgs {
   scale?: number;
 }
 
+/**
+ * Value channels `attend_quant` accumulates in registers at a time: the whole value group up to 32, else
+ * the largest power of two ≤ 32 dividing it (a whole number of code words, see `KvCache.create`).
+ */
+function valueSubGroup(valueGroup: number): number {
+  if (valueGroup <= 32) return valueGroup;
+  let sub = 32;
+  while (valueGroup % sub !== 0) sub /= 2;
+  return sub;
+}
+
+function quantKey(f: QuantFormat, chunk: number): string {
+  return `attention:quant:k${f.keyBits}v${f.valueBits}:g${f.group}:vg${f.valueGroup}:${f.scales}:c${chunk}:wg${WG}`;
+}
+
 function requireVec4(what: string, values: Record<string, number>): void {
   for (const [name, v] of Object.entries(values)) {
     if (v % 4 !== 0) {
@@ -233,6 +319,7 @@ export class AttentionKernel {
   readonly #attend: GPUComputePipeline;
   readonly #reduce: GPUComputePipeline;
   readonly #segments: GPUComputePipeline;
+  readonly #quant = new Map<string, GPUComputePipeline>();
 
   private constructor(
     gpu: Gpu,
@@ -271,6 +358,203 @@ export class AttentionKernel {
       build("attend_segments", `attention:segments:c${chunk}:wg${WG}`),
     ]);
     return new AttentionKernel(gpu, chunk, store, attend, reduce, segments);
+  }
+
+  /**
+   * Compiles the pass-1 variant of {@linkcode AttentionKernel.encodeQuant} for a KIVI format (code widths,
+   * groups and pair format are override constants). Call once before encoding (encoding is synchronous).
+   */
+  async prepareQuant(f: QuantFormat): Promise<void> {
+    const key = quantKey(f, this.chunk);
+    if (this.#quant.has(key)) return;
+    const code = expandWgsl(QUANT_FILE, { [QUANT_FILE]: quantSource }, {
+      QUANT_ATTN_PARAMS: QuantAttnParams.wgsl(),
+    });
+    const pipeline = await this.#gpu.pipeline({
+      key,
+      file: QUANT_FILE,
+      code,
+      entryPoint: "attend_quant",
+      constants: {
+        WG,
+        CHUNK: this.chunk,
+        KBITS: f.keyBits,
+        VBITS: f.valueBits,
+        GROUP: f.group,
+        VGROUP: f.valueGroup,
+        VSUB: valueSubGroup(f.valueGroup),
+        F16: f.scales === "f16" ? 1 : 0,
+      },
+    });
+    this.#quant.set(key, pipeline);
+  }
+
+  /**
+   * Loop trips per invocation of `attend_quant` (llvmpipe's limit): per chunk, every key is either a
+   * quantized row (its share of the block's channel loop, the value dequantization) or a ring row.
+   */
+  quantTrips(l: QuantLayout): number {
+    const d4 = l.headDim / 4, kc = l.keyChannels, kcpw = 32 / l.keyBits, vcpw = 32 / l.valueBits;
+    // a block of kcpw quantized rows: the key channel loop, the softmax, then the values either as one
+    // block (per group and sub-group of ≤ 32 channels) or row by row (a block that reaches the ring)
+    const sub = valueSubGroup(l.valueGroup), subWords = Math.ceil(sub * l.valueBits / 32);
+    const n4 = Math.min(vcpw, sub) / 4;
+    const keys = kc * (1 + kcpw / 4) + kcpw / 4 + d4 + kcpw;
+    const valuesBlock = l.valueGroups *
+      (1 + (l.valueGroup / sub) * (1 + kcpw * (1 + subWords * (1 + n4)) + sub / 4));
+    const valuesRows = kcpw * (1 + Math.max(l.valueGroups * (1 + l.valueWordsPerGroup * (1 + n4)), d4));
+    const perQuantKey = (keys + Math.max(valuesBlock, valuesRows)) / kcpw, perRingKey = 2 * d4 + 1;
+    const groups = (Math.ceil(this.chunk / l.group) + 1) * kc;
+    return 2 * d4 + kc + groups + this.chunk * Math.max(perQuantKey, perRingKey);
+  }
+
+  /**
+   * Encodes attention over a KIVI layer, `[quantized | residual ring]` in row order, one softmax at
+   * scale `1/√headDim`: codes are dequantized in registers (`code · scale + min`), thin keys use q
+   * gathered at their channels. Needs {@linkcode AttentionKernel.prepareQuant} for the layout's format.
+   */
+  encodeQuant(pass: GPUComputePassEncoder, a: QuantAttentionArgs): void {
+    const { nTokens, nHeads, nKvHeads, headDim, pos0 } = a;
+    const l = a.quant.layout, qa = a.quant;
+    const what = "quantized attention";
+    const pipeline = this.#quant.get(quantKey(l, this.chunk));
+    if (!pipeline) {
+      throw new Error(
+        `InternalError: ${what} for ${quantKey(l, this.chunk)} was not prepared (prepareQuant)`,
+      );
+    }
+    const width = nHeads * headDim;
+    const v = {
+      headDim,
+      qOffset: a.qOffset ?? 0,
+      qStride: a.qStride ?? width,
+      outOffset: a.outOffset ?? 0,
+      outStride: a.outStride ?? width,
+    };
+    requireVec4(what, v);
+    if (headDim > MAX_HEAD_DIM || headDim < 4 || l.headDim !== headDim || l.nKvHeads !== nKvHeads) {
+      throw new RangeError(
+        `Cannot encode ${what}: headDim must be in [4, ${MAX_HEAD_DIM}] and match the segment's ${l.headDim} ` +
+          `(KV heads ${l.nKvHeads}): current values are ${headDim}, ${nKvHeads}`,
+      );
+    }
+    if (nKvHeads < 1 || nHeads % nKvHeads !== 0) {
+      throw new RangeError(
+        `Cannot encode ${what}: nKvHeads must divide nHeads ${nHeads}: current value is ${nKvHeads}`,
+      );
+    }
+    const Kq = qa.keyLength, Vq = qa.valueLength;
+    if (
+      Kq % l.group !== 0 || Kq > l.keyCapacity || Vq > Kq || Vq > l.valueCapacity || pos0 < Kq ||
+      pos0 + nTokens - Math.min(Kq, Vq) > a.ring.capacity
+    ) {
+      throw new RangeError(
+        `Cannot encode ${what}: need whole key groups (${l.group}) within capacity, values ≤ keys ≤ the first ` +
+          `query row, and the ring to hold every f32 row: current values are keys ${Kq}/${l.keyCapacity}, ` +
+          `values ${Vq}/${l.valueCapacity}, first query row ${pos0}, ${nTokens} queries, ring ${a.ring.capacity}`,
+      );
+    }
+    const context = pos0 + nTokens;
+    const nChunks = this.chunks(context);
+    const trips = this.quantTrips(l);
+    if (trips >= MAX_TRIPS || 2 * nChunks >= MAX_TRIPS) {
+      throw new RangeError(
+        `Cannot encode ${what}: ${Math.max(trips, 2 * nChunks)} loop trips per invocation would exceed ` +
+          `llvmpipe's limit (chunk ${this.chunk}, headDim ${headDim}, context ${context})`,
+      );
+    }
+    const slots = nTokens * nChunks * nHeads;
+    if (slots * headDim * 4 > a.scratch.acc.size || slots * 8 > a.scratch.ml.size) {
+      throw new RangeError(
+        `Cannot encode ${what}: the scratch holds fewer than the ${slots} partial slots this call needs`,
+      );
+    }
+    const scale = a.scale ?? 1 / Math.sqrt(headDim);
+    const u = this.#gpu.uniform(QuantAttnParams, {
+      nTokens,
+      nHeads,
+      nKvHeads,
+      headDim,
+      pos0,
+      nChunks,
+      qOffset: v.qOffset,
+      qStride: v.qStride,
+      scale,
+      keyLen: Kq,
+      valueLen: Vq,
+      keyChannels: l.keyChannels,
+      thin: qa.channels ? 1 : 0,
+      blockCap: l.keyCapacity * l.keyBits / 32,
+      groupCap: l.keyCapacity / l.group,
+      keyScaleBase: l.keyScaleBase,
+      valueCap: l.valueCapacity,
+      valueGroups: l.valueGroups,
+      valueWpg: l.valueWordsPerGroup,
+      valueBase: l.valueBase,
+      valueScaleBase: l.valueScaleBase,
+      ringCap: a.ring.capacity,
+    });
+    const gpu = this.#gpu;
+    gpu.dispatch(
+      pass,
+      pipeline,
+      [
+        u,
+        a.q,
+        a.ring.keys,
+        a.ring.values,
+        a.scratch.acc,
+        a.scratch.ml,
+        qa.buffer,
+        qa.channels ?? qa.buffer, // unread without thin keys
+      ],
+      Math.ceil(slots / WG),
+    );
+    this.#reduceChunks(pass, { nTokens, nHeads, pos0, nChunks, scale, out: a.out, scratch: a.scratch, ...v });
+  }
+
+  #reduceChunks(
+    pass: GPUComputePassEncoder,
+    r: {
+      nTokens: number;
+      nHeads: number;
+      headDim: number;
+      pos0: number;
+      nChunks: number;
+      scale: number;
+      outOffset: number;
+      outStride: number;
+      out: Binding;
+      scratch: AttentionScratch;
+    },
+  ): void {
+    const u = this.#gpu.uniform(AttnParams, {
+      nTokens: r.nTokens,
+      nHeads: r.nHeads,
+      nKvHeads: 1,
+      headDim: r.headDim,
+      pos0: r.pos0,
+      capacity: 0,
+      nChunks: r.nChunks,
+      qOffset: 0,
+      qStride: 0,
+      kOffset: 0,
+      vOffset: 0,
+      outOffset: r.outOffset,
+      outStride: r.outStride,
+      scale: r.scale,
+      thinLen: 0,
+      thinCapacity: 0,
+      thinStride: 0,
+      nKeep: 0,
+    });
+    const invocations = r.nTokens * r.nHeads * (r.headDim / 4);
+    this.#gpu.dispatch(
+      pass,
+      this.#reduce,
+      [u, r.scratch.acc, r.scratch.ml, r.out],
+      Math.ceil(invocations / WG),
+    );
   }
 
   /** Key chunks a call with context `pos0 + nTokens` uses (the partials' chunk stride). */
@@ -315,7 +599,7 @@ export class AttentionKernel {
       vCacheOffset: a.vCacheOffset ?? 0,
     };
     requireVec4("kv store", v);
-    if (a.pos0 + a.nTokens > a.capacity) {
+    if (a.ring ? a.nTokens > a.capacity : a.pos0 + a.nTokens > a.capacity) {
       throw new RangeError(
         `Cannot store KV rows: positions ${a.pos0}…${
           a.pos0 + a.nTokens - 1
@@ -326,7 +610,7 @@ export class AttentionKernel {
       nTokens: a.nTokens,
       nKvHeads: a.nKvHeads,
       capacity: a.capacity,
-      pos0: a.pos0,
+      pos0: a.pos0 % a.capacity,
       ...v,
     });
     const invocations = a.nTokens * a.nKvHeads * (a.headDim / 4);

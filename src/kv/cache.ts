@@ -1,6 +1,7 @@
 /**
  * The KV cache behind the forward pass, for every policy: `full`, token eviction (SnapKV, PyramidKV,
- * StreamingLLM, H2O) and ThinK key-channel pruning, composable as eviction → ThinK.
+ * StreamingLLM, H2O), ThinK key-channel pruning and KIVI quantization, composable as eviction → ThinK →
+ * KIVI.
  *
  * Life of one sequence (the Model drives it):
  * 1. {@linkcode KvCache.begin}(L): a new prompt. A `full` cache just rewinds. A compressing cache
@@ -12,7 +13,8 @@
  * 3. {@linkcode KvCache.compress} in the last prefill batch's pass: allocates the compressed segments
  *    (sizes from the CPU-side plan), encodes selection and compaction, swaps them in. After the submit,
  *    {@linkcode KvCache.release} frees the stage. No readback anywhere.
- * 4. Decode / teacher-forced batches append full-width rows to the tail and attend `[thin | tail]`.
+ * 4. Decode / teacher-forced batches append full-width rows to the tail and attend `[thin | tail]`
+ *    (KIVI: `[quant | ring]`, then flush, see below).
  *
  * Layout of a layer after compression (D = head dim, T = kept prompt tokens, r = min(recent, T)):
  *   thin   keys [nKvHeads, T − r, thinStride] f32 (nKeep kept channels, ascending), values
@@ -22,26 +24,58 @@
  * Rows are cache slots, not positions: generated tokens are rotated at their absolute position
  * (L + t), which the Model tracks, never at the cache fill.
  *
+ * With KIVI (`quant`; THINK.md §4.2–4.3) a layer is `[quant | tail]` instead, keys and values with their
+ * own boundaries Kq ≥ Vq over the layer's rows 0 … n − 1 (n = the fill, `tail.length`):
+ *   quant  key codes of rows [0, Kq) (thin with ThinK: pruned with the prefill mask, then quantized),
+ *          value codes of rows [0, Vq), with (scale, min) pairs, all in one buffer; capacities ⌊N/R⌋·R
+ *          and N − R rows, N = T + capacity − L the most rows the layer will hold (`QuantLayout`)
+ *   tail   a ring of min(N, R + maxBatch) f32 full-width rows: row i in slot i mod capacity; it holds
+ *          the key residual [Kq, n) and the value residual [Vq, n)
+ * After the prompt Kq = T − T mod R, Vq = T − min(T, R). Every forward call after it appends its rows
+ * to the ring, attends, then flushes inside the same pass: while n − Kq ≥ R the next R keys are
+ * quantized (keys flush in blocks of R), and values down to the last R (one per decode step). The
+ * schedule is a function of n alone, known on the CPU: several decode steps can be encoded back to back
+ * in one command encoder without a readback.
+ *
  * @module
  */
 
 import type { AttentionKernel, AttentionScratch } from "../kernels/attention.ts";
 import type { Gpu } from "../gpu/gpu.ts";
 import type { LlamaConfig } from "../model/config.ts";
-import { CompressScratch, encodeLayerCompression, type StagedLayer } from "./compress.ts";
+import {
+  CompressScratch,
+  encodeLayerCompression,
+  encodeLayerQuantization,
+  type StagedLayer,
+} from "./compress.ts";
 import { CompactKernel } from "./kernels/compact.ts";
 import { ObserveKernel } from "./kernels/observe.ts";
 import { ScoreKernel } from "./kernels/score.ts";
+import { QuantKernel } from "./kernels/quant.ts";
 import { SelectKernel } from "./kernels/select.ts";
 import { describeKvOptions, type KvOptions, type ResolvedKvOptions, resolveKvOptions } from "./options.ts";
 import { compresses, type CompressionPlan, planCompression } from "./plan.ts";
-import { allocSegment, freeSegment, type KvSegment, segmentBytes } from "./segment.ts";
+import {
+  allocQuantSegment,
+  allocSegment,
+  freeSegment,
+  type KvSegment,
+  quantLayout,
+  type ScaleFormat,
+  segmentBytes,
+} from "./segment.ts";
 
-/** One layer: segments in token order. */
+/** One layer: segments in token order, `[thin | tail]` or `[quant | tail]`. */
 export interface KvLayer {
-  /** Thin segment (ThinK), or null. */
+  /** Thin segment (ThinK without KIVI), or null. */
   thin: KvSegment | null;
-  /** Full-width segment: the whole cache for `full`, else the last prompt tokens and generated ones. */
+  /** Quantized segment (KIVI), or null. */
+  quant: KvSegment | null;
+  /**
+   * Full-width segment: the whole cache for `full`, else the last prompt tokens and generated ones;
+   * with KIVI the residual ring (its `length` is the layer's fill).
+   */
   tail: KvSegment;
 }
 
@@ -55,6 +89,14 @@ export interface KvLayerStats {
   values: number;
   /** Bytes of the kept-channel index lists. */
   index: number;
+  /** KIVI: bytes of the key and value codes (0 otherwise). */
+  codes: number;
+  /** KIVI: bytes of the scales. */
+  scales: number;
+  /** KIVI: bytes of the mins. */
+  mins: number;
+  /** KIVI: bytes of the full-precision residual ring, keys and values (0 otherwise). */
+  residual: number;
   /** Bytes an uncompressed f32 cache takes for this layer's keys (= its values). */
   fullKeys: number;
   /** Kept prompt tokens per KV head (0 before a prompt). */
@@ -65,7 +107,7 @@ export interface KvLayerStats {
 
 /** KV-cache memory report: bytes of real GPU buffers, and what an uncompressed f32 cache would take. */
 export interface KvStats {
-  /** The configuration, e.g. `"snapkv(B=512,w=32,k=7,max) + think(0.4)"`. */
+  /** The configuration, e.g. `"snapkv(B=512,w=32,k=7,max) + think(0.4) + kivi(K2V2,G=32,R=128)"`. */
   policy: string;
   /** Positions the cache holds (the context length). */
   capacity: number;
@@ -77,6 +119,14 @@ export interface KvStats {
   valueBytes: number;
   /** Bytes of the kept-channel lists, all layers. */
   indexBytes: number;
+  /** KIVI: bytes of codes, all layers (part of keyBytes + valueBytes; 0 without KIVI). */
+  codeBytes: number;
+  /** KIVI: bytes of scales, all layers. */
+  scaleBytes: number;
+  /** KIVI: bytes of mins, all layers. */
+  minBytes: number;
+  /** KIVI: bytes of the full-precision residual rings, all layers. */
+  residualBytes: number;
   /** Bytes an uncompressed f32 cache of the same capacity takes. */
   fullBytes: number;
   /** Per layer. */
@@ -95,6 +145,18 @@ interface KvKernels {
   score: ScoreKernel;
   select: SelectKernel;
   compact: CompactKernel;
+  quant?: QuantKernel;
+}
+
+/** Sizes and formats of {@linkcode KvCache.create} that come from the model, not the KV options. */
+export interface KvCacheLimits {
+  /**
+   * Most tokens one forward call appends after the prompt (the model's batch size; 1 for decode only):
+   * KIVI's residual ring holds R + maxBatch rows. Default 64.
+   */
+  maxBatch?: number;
+  /** KIVI pair format; default f16 when the device has `shader-f16`, else f32. */
+  scales?: ScaleFormat;
 }
 
 /** Where the cache is in a sequence. */
@@ -106,6 +168,7 @@ export type KvPhase = "empty" | "prefill" | "compressed";
  * @example
  * ```ts ignore
  * const cache = await KvCache.create(gpu, config, 2048, attention, { eviction: { policy: "snapkv", budget: 512 } });
+ * const kivi = await KvCache.create(gpu, config, 2048, attention, { quant: { keyBits: 2, valueBits: 2 } }, { maxBatch: 64 });
  * cache.begin(promptLength);
  * // ... forward passes call cache.append / attend / observe, the last prefill batch cache.compress
  * console.log(cache.stats().bytes);
@@ -124,6 +187,8 @@ export class KvCache {
   readonly #config: LlamaConfig;
   readonly #attention: AttentionKernel;
   readonly #kernels: KvKernels;
+  readonly #maxBatch: number;
+  readonly #scales: ScaleFormat;
   #phase: KvPhase = "empty";
   #staged: StagedLayer[] | null = null;
   #batchStats: GPUBuffer | null = null;
@@ -136,6 +201,7 @@ export class KvCache {
     attention: AttentionKernel,
     kernels: KvKernels,
     options: ResolvedKvOptions,
+    limits: Required<KvCacheLimits>,
   ) {
     this.#gpu = gpu;
     this.#config = config;
@@ -143,6 +209,8 @@ export class KvCache {
     this.#attention = attention;
     this.#kernels = kernels;
     this.options = options;
+    this.#maxBatch = limits.maxBatch;
+    this.#scales = limits.scales;
     this.layers = compresses(options) ? [] : this.#allocFull(capacity);
   }
 
@@ -153,6 +221,7 @@ export class KvCache {
     capacity: number,
     attention: AttentionKernel,
     options: KvOptions = {},
+    limits: KvCacheLimits = {},
   ): Promise<KvCache> {
     const resolved = resolveKvOptions(options);
     if (config.headDim % 4 !== 0) {
@@ -160,13 +229,50 @@ export class KvCache {
         `Cannot create the KV cache: headDim must be a multiple of 4: current value is ${config.headDim}`,
       );
     }
-    const [observe, score, select, compact] = await Promise.all([
+    const maxBatch = limits.maxBatch ?? 64;
+    if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+      throw new RangeError(
+        `Cannot create the KV cache: maxBatch must be an integer ≥ 1: current value is ${maxBatch}`,
+      );
+    }
+    const scales = limits.scales ?? (gpu.hasF16 ? "f16" : "f32");
+    const q = resolved.quant;
+    if (q) {
+      const valueGroup = Math.min(q.group, config.headDim), perWord = 32 / q.valueBits;
+      if (config.headDim % valueGroup !== 0) {
+        throw new RangeError(
+          `Cannot configure KIVI quantization: group must divide headDim ${config.headDim} (values are grouped ` +
+            `by channel): current value is ${q.group}`,
+        );
+      }
+      if (valueGroup > perWord && valueGroup % perWord !== 0) {
+        throw new RangeError(
+          `Cannot configure KIVI quantization: a value group (min(group, headDim) = ${valueGroup} channels) must ` +
+            `fill whole ${q.valueBits}-bit code words (a multiple of ${perWord} channels, or at most ${perWord}): ` +
+            `current headDim is ${config.headDim}`,
+        );
+      }
+      await attention.prepareQuant({ ...q, valueGroup, scales });
+    }
+    const [observe, score, select, compact, quant] = await Promise.all([
       ObserveKernel.create(gpu),
       ScoreKernel.create(gpu),
       SelectKernel.create(gpu),
       CompactKernel.create(gpu),
+      q ? QuantKernel.create(gpu, { keyBits: q.keyBits, valueBits: q.valueBits, scales }) : undefined,
     ]);
-    return new KvCache(gpu, config, capacity, attention, { observe, score, select, compact }, resolved);
+    return new KvCache(
+      gpu,
+      config,
+      capacity,
+      attention,
+      { observe, score, select, compact, quant },
+      resolved,
+      {
+        maxBatch,
+        scales,
+      },
+    );
   }
 
   /** True when this cache compresses prompts (any policy but a plain full cache). */
@@ -200,7 +306,7 @@ export class KvCache {
     this.#freeLayers();
     this.release();
     const c = this.#config;
-    const plan = planCompression(this.options, c, promptLength, this.capacity);
+    const plan = planCompression(this.options, c, promptLength, this.capacity, this.#maxBatch);
     this.plan = plan;
     const L = promptLength;
     this.#staged = [];
@@ -224,7 +330,7 @@ export class KvCache {
           : null,
         acc: plan.scoring === "accumulated" ? f32("accumulated attention", c.nKvHeads * L) : null,
       });
-      this.layers.push({ thin: null, tail: stage });
+      this.layers.push({ thin: null, quant: null, tail: stage });
     }
     this.#batchStats = plan.scoring === "accumulated"
       ? this.#gpu.createBuffer("kv: batch query stats", c.nHeads * L * 8)
@@ -249,10 +355,16 @@ export class KvCache {
     }
   }
 
-  /** Encodes the write of a batch's k and v rows `[n, nKvHeads·D]` into layer `l`'s tail. */
+  /** Encodes the write of a batch's k and v rows `[n, nKvHeads·D]` into layer `l`'s tail (KIVI: its ring). */
   append(pass: GPUComputePassEncoder, l: number, k: GPUBuffer, v: GPUBuffer, batch: KvBatch): void {
     const tail = this.layers[l].tail;
     const c = this.#config;
+    if (tail.ring && batch.n > this.#maxBatch) {
+      throw new RangeError(
+        `Cannot append ${batch.n} rows to the KIVI cache at once: its residual ring takes at most maxBatch ` +
+          `(${this.#maxBatch}) rows per forward call; use smaller batches`,
+      );
+    }
     this.#attention.storeKv(pass, {
       k,
       v,
@@ -263,17 +375,43 @@ export class KvCache {
       headDim: c.headDim,
       capacity: tail.capacity,
       pos0: tail.length,
+      ring: tail.ring,
     });
   }
 
-  /** Encodes causal attention of a batch's queries over layer `l`: `[thin | tail]`, one softmax. */
+  /**
+   * Encodes causal attention of a batch's queries over layer `l`: `[thin | tail]` (or KIVI's
+   * `[quant | ring]`), one softmax. KIVI then flushes in the same pass: the residual rows the batch
+   * pushed past R are quantized (see the module doc); this is the only per-step work of the cache.
+   */
   attend(
     pass: GPUComputePassEncoder,
     l: number,
     a: { q: GPUBuffer; out: GPUBuffer; scratch: AttentionScratch; n: number },
   ): void {
-    const { thin, tail } = this.layers[l];
+    const { thin, quant, tail } = this.layers[l];
     const c = this.#config;
+    if (quant) {
+      this.#attention.encodeQuant(pass, {
+        q: a.q,
+        out: a.out,
+        scratch: a.scratch,
+        nTokens: a.n,
+        nHeads: c.nHeads,
+        nKvHeads: c.nKvHeads,
+        headDim: c.headDim,
+        pos0: tail.length,
+        quant: {
+          layout: quant.quant!,
+          buffer: quant.keys,
+          channels: quant.channels,
+          keyLength: quant.length,
+          valueLength: quant.quant!.valueLength,
+        },
+        ring: { keys: tail.keys, values: tail.values, capacity: tail.capacity },
+      });
+      return this.#flush(pass, quant, tail, tail.length + a.n);
+    }
     const args = {
       q: a.q,
       kCache: tail.keys,
@@ -373,6 +511,39 @@ export class KvCache {
     }
   }
 
+  /**
+   * KIVI flush of one layer whose fill reaches `rows` (THINK.md §4.2): keys in whole blocks of R while
+   * R or more wait in the residual, values down to the last R. Encoded, never read back.
+   */
+  #flush(pass: GPUComputePassEncoder, quant: KvSegment, ring: KvSegment, rows: number): void {
+    const q = quant.quant!, R = this.options.quant!.residual, kernel = this.#kernels.quant!;
+    const src = { buffer: ring.keys, capacity: ring.capacity };
+    let k1 = quant.length;
+    while (rows - k1 >= R) k1 += R;
+    if (k1 > quant.length) {
+      kernel.quantKeys(pass, {
+        src,
+        dst: quant.keys,
+        layout: q,
+        channels: quant.channels,
+        row0: quant.length,
+        nRows: k1 - quant.length,
+      });
+      quant.length = k1;
+    }
+    const v1 = Math.max(q.valueLength, rows - R);
+    if (v1 > q.valueLength) {
+      kernel.quantValues(pass, {
+        src: { buffer: ring.values, capacity: ring.capacity },
+        dst: quant.keys,
+        layout: q,
+        row0: q.valueLength,
+        nRows: v1 - q.valueLength,
+      });
+      q.valueLength = v1;
+    }
+  }
+
   /** Marks `n` more rows as filled in every layer (call once the batch's layers are encoded). */
   advance(n: number): void {
     for (const l of this.layers) l.tail.length += n;
@@ -396,6 +567,34 @@ export class KvCache {
     const scratch = new CompressScratch(this.#gpu, plan, c.nKvHeads);
     const layers: KvLayer[] = [];
     for (const lp of plan.layers) {
+      if (lp.quant) {
+        const q = plan.quant!;
+        const layout = quantLayout({
+          ...q,
+          scales: this.#scales,
+          nKvHeads: c.nKvHeads,
+          headDim: c.headDim,
+          keyChannels: lp.quant.keyChannels,
+          keyCapacity: lp.quant.keyCapacity,
+          valueCapacity: lp.quant.valueCapacity,
+        });
+        const quant = allocQuantSegment(this.#gpu, `layer ${lp.layer} quant`, layout, plan.think);
+        const tail = allocSegment(this.#gpu, `layer ${lp.layer} residual`, {
+          kind: "full",
+          nKvHeads: c.nKvHeads,
+          headDim: c.headDim,
+          capacity: lp.tailCapacity,
+          keyChannels: c.headDim,
+          keyStride: c.headDim,
+          ring: true,
+        });
+        encodeLayerQuantization(pass, this.#kernels, scratch, plan, lp, shape, this.#staged[lp.layer], {
+          quant,
+          tail,
+        });
+        layers.push({ thin: null, quant, tail });
+        continue;
+      }
       const thin = lp.thinTokens > 0
         ? allocSegment(this.#gpu, `layer ${lp.layer} thin`, {
           kind: "thin",
@@ -418,7 +617,7 @@ export class KvCache {
         thin,
         tail,
       });
-      layers.push({ thin, tail });
+      layers.push({ thin, quant: null, tail });
     }
     const staged = this.#staged, batchStats = this.#batchStats;
     this.#retired.push(() => {
@@ -440,17 +639,22 @@ export class KvCache {
   stats(): KvStats {
     const c = this.#config;
     const fullKeys = c.nKvHeads * this.capacity * c.headDim * 4;
-    const layers: KvLayerStats[] = this.layers.map(({ thin, tail }, layer) => {
-      const t = segmentBytes(tail), s = thin ? segmentBytes(thin) : { keys: 0, values: 0, index: 0 };
+    const layers: KvLayerStats[] = this.layers.map(({ thin, quant, tail }, layer) => {
+      const t = segmentBytes(tail);
+      const s = thin ?? quant ? segmentBytes((thin ?? quant)!) : null;
       const lp = this.#phase === "compressed" ? this.plan?.layers[layer] : undefined;
       return {
         layer,
-        keys: t.keys + s.keys,
-        values: t.values + s.values,
-        index: t.index + s.index,
+        keys: t.keys + (s?.keys ?? 0),
+        values: t.values + (s?.values ?? 0),
+        index: t.index + (s?.index ?? 0),
+        codes: s?.codes ?? 0,
+        scales: s?.scales ?? 0,
+        mins: s?.mins ?? 0,
+        residual: quant ? t.keys + t.values : 0,
         fullKeys,
         promptTokens: lp?.kept ?? this.plan?.promptLength ?? 0,
-        keyChannels: thin?.keyChannels ?? c.headDim,
+        keyChannels: (thin ?? quant)?.keyChannels ?? c.headDim,
       };
     });
     const sum = (f: (l: KvLayerStats) => number) => layers.reduce((a, l) => a + f(l), 0);
@@ -462,6 +666,10 @@ export class KvCache {
       keyBytes,
       valueBytes,
       indexBytes,
+      codeBytes: sum((l) => l.codes),
+      scaleBytes: sum((l) => l.scales),
+      minBytes: sum((l) => l.mins),
+      residualBytes: sum((l) => l.residual),
       fullBytes: 2 * c.nLayers * fullKeys,
       layers,
     };
@@ -479,6 +687,7 @@ export class KvCache {
     const c = this.#config;
     return Array.from({ length: c.nLayers }, (_, l) => ({
       thin: null,
+      quant: null,
       tail: allocSegment(this.#gpu, `layer ${l}`, {
         kind: "full",
         nKvHeads: c.nKvHeads,
@@ -505,8 +714,9 @@ export class KvCache {
       this.#staged = null;
       this.#batchStats = null;
     } else {
-      for (const { thin, tail } of this.layers) {
+      for (const { thin, quant, tail } of this.layers) {
         if (thin) freeSegment(this.#gpu, thin);
+        if (quant) freeSegment(this.#gpu, quant);
         freeSegment(this.#gpu, tail);
       }
     }

@@ -9,6 +9,11 @@
  *   -> top-k channels    (the same kv_select kernel: nKeep best, ascending)
  *   -> compact           (kept tokens and channels into [thin | tail])
  *
+ * With KIVI ({@linkcode encodeLayerQuantization}) the last step becomes: compact the kept tokens at full
+ * width into a scratch (only when tokens were evicted), quantize the first `T − T mod R` keys (at the
+ * kept channels: prune, then quantize) and the first `T − min(T, R)` values into the quantized segment,
+ * and copy the rest into the residual ring. ThinK then scores the channels on the keys it quantizes.
+ *
  * The policies differ only in the first step.
  *
  * @module
@@ -16,6 +21,7 @@
 
 import type { Gpu } from "../gpu/gpu.ts";
 import type { CompactKernel } from "./kernels/compact.ts";
+import type { QuantKernel } from "./kernels/quant.ts";
 import type { ScoreKernel } from "./kernels/score.ts";
 import type { SelectKernel } from "./kernels/select.ts";
 import type { CompressionPlan, LayerPlan } from "./plan.ts";
@@ -41,6 +47,8 @@ export interface CompressKernels {
   select: SelectKernel;
   /** Compaction. */
   compact: CompactKernel;
+  /** KIVI quantization (only for plans with `quant`). */
+  quant?: QuantKernel;
 }
 
 /**
@@ -66,6 +74,11 @@ export class CompressScratch {
   readonly channelScores: GPUBuffer;
   /** Unused thin storage for layers without a thin segment (each binding gets its own buffer). */
   readonly dummies: GPUBuffer[];
+  /**
+   * KIVI after eviction: the kept tokens compacted at full width, `[nKvHeads, maxKept, D]` keys and values
+   * (the source of the prompt's quantization); null otherwise.
+   */
+  readonly kept: { keys: GPUBuffer; values: GPUBuffer; capacity: number } | null;
   readonly #gpu: Gpu;
 
   /** Allocates the scratch for a plan. */
@@ -80,12 +93,28 @@ export class CompressScratch {
     this.tokens = f32("kept tokens", nKvHeads * maxSelected);
     this.channelScores = f32("channel scores", nKvHeads * plan.headDim);
     this.dummies = [f32("no thin keys", 4), f32("no thin values", 4), f32("no channels", 4)]; // 16 bytes: a vec4 binding minimum
+    const maxKept = Math.max(...plan.layers.map((l) => (l.evict ? l.kept : 0)));
+    this.kept = plan.quant && maxKept > 0
+      ? {
+        keys: f32("kept keys", nKvHeads * maxKept * plan.headDim),
+        values: f32("kept values", nKvHeads * maxKept * plan.headDim),
+        capacity: maxKept,
+      }
+      : null;
   }
 
   /** Frees the scratch (after the submit that used it). */
   dispose(): void {
     for (
-      const b of [this.scores, this.pooled, this.flags, this.tokens, this.channelScores, ...this.dummies]
+      const b of [
+        this.scores,
+        this.pooled,
+        this.flags,
+        this.tokens,
+        this.channelScores,
+        ...this.dummies,
+        ...(this.kept ? [this.kept.keys, this.kept.values] : []),
+      ]
     ) {
       this.#gpu.free(b);
     }
@@ -121,6 +150,141 @@ export function encodeLayerCompression(
   staged: StagedLayer,
   out: { thin: KvSegment | null; tail: KvSegment },
 ): void {
+  const L = plan.promptLength;
+  const { nKvHeads, headDim } = shape;
+  const kStage = staged.stage.keys;
+  const selection = encodeTokenSelection(pass, k, scratch, plan, layer, shape, staged);
+  if (out.thin) encodeChannelSelection(pass, k, scratch, plan, layer, shape, staged, out.thin.channels!);
+
+  // 3. compact kept tokens and channels into [thin | tail]
+  const [noKeys, noValues, noChannels] = scratch.dummies;
+  k.compact.compact(pass, {
+    kStage,
+    vStage: staged.stage.values,
+    tokens: scratch.tokens,
+    channels: out.thin?.channels ?? noChannels,
+    kThin: out.thin?.keys ?? noKeys,
+    vThin: out.thin?.values ?? noValues,
+    kTail: out.tail.keys,
+    vTail: out.tail.values,
+    nKvHeads,
+    headDim,
+    capacity: L,
+    thinTokens: out.thin ? layer.thinTokens : 0,
+    nKeep: layer.nKeep,
+    thinStride: layer.thinStride,
+    tailCapacity: out.tail.capacity,
+    ...selection,
+  });
+  if (out.thin) out.thin.length = layer.thinTokens;
+  out.tail.length = layer.kept - (out.thin ? layer.thinTokens : 0);
+}
+
+/**
+ * Encodes the KIVI compression of one layer (THINK.md §4.2–4.3): token selection and ThinK channels as
+ * {@linkcode encodeLayerCompression}, then the first `plan.quant.keyRows` kept keys (at the kept
+ * channels) and `valueRows` values into the quantized segment `quant`, and every later kept row into
+ * the residual ring `tail`. Sets the segments' lengths.
+ *
+ * @example
+ * ```ts ignore
+ * encodeLayerQuantization(pass, kernels, scratch, plan, plan.layers[l], shape, staged[l], { quant, tail });
+ * ```
+ */
+export function encodeLayerQuantization(
+  pass: GPUComputePassEncoder,
+  k: CompressKernels,
+  scratch: CompressScratch,
+  plan: CompressionPlan,
+  layer: LayerPlan,
+  shape: HeadShape,
+  staged: StagedLayer,
+  out: { quant: KvSegment; tail: KvSegment },
+): void {
+  const lq = layer.quant, q = out.quant.quant, quantKernel = k.quant;
+  if (!lq || !q || !quantKernel || !out.tail.ring) {
+    throw new Error(`InternalError: layer ${layer.layer} is quantized without a KIVI plan, kernel or ring`);
+  }
+  const { nKvHeads, headDim } = shape;
+  const selection = encodeTokenSelection(pass, k, scratch, plan, layer, shape, staged);
+  if (out.quant.channels) {
+    encodeChannelSelection(pass, k, scratch, plan, layer, shape, staged, out.quant.channels);
+  }
+  // the kept tokens in order, full width: the stage itself without eviction, else compacted
+  let src = { keys: staged.stage.keys, values: staged.stage.values, capacity: plan.promptLength };
+  if (layer.evict) {
+    const kept = scratch.kept!;
+    const [noKeys, noValues, noChannels] = scratch.dummies;
+    k.compact.compact(pass, {
+      kStage: staged.stage.keys,
+      vStage: staged.stage.values,
+      tokens: scratch.tokens,
+      channels: noChannels,
+      kThin: noKeys,
+      vThin: noValues,
+      kTail: kept.keys,
+      vTail: kept.values,
+      nKvHeads,
+      headDim,
+      capacity: plan.promptLength,
+      thinTokens: 0,
+      nKeep: layer.nKeep,
+      thinStride: layer.thinStride,
+      tailCapacity: kept.capacity,
+      ...selection,
+    });
+    src = kept;
+  }
+  quantKernel.quantKeys(pass, {
+    src: { buffer: src.keys, capacity: src.capacity },
+    dst: out.quant.keys,
+    layout: q,
+    channels: out.quant.channels,
+    row0: 0,
+    nRows: lq.keyRows,
+  });
+  quantKernel.quantValues(pass, {
+    src: { buffer: src.values, capacity: src.capacity },
+    dst: out.quant.keys, // one buffer holds keys and values
+    layout: q,
+    row0: 0,
+    nRows: lq.valueRows,
+  });
+  // rows valueRows … T − 1 (a superset of the key residual keyRows … T − 1: valueRows ≤ keyRows)
+  quantKernel.copyRows(pass, {
+    kSrc: { buffer: src.keys, capacity: src.capacity },
+    vSrc: src.values,
+    kDst: out.tail.keys,
+    vDst: out.tail.values,
+    capacity: out.tail.capacity,
+    nKvHeads,
+    headDim,
+    row0: lq.valueRows,
+    nRows: layer.kept - lq.valueRows,
+  });
+  out.quant.length = lq.keyRows;
+  q.valueLength = lq.valueRows;
+  out.tail.length = layer.kept;
+}
+
+/** Where the kept tokens come from, for the compaction kernel. */
+interface Selection {
+  kept: number;
+  selected: number;
+  windowStart: number;
+  selStride: number;
+}
+
+/** Step 1: scores the prefix tokens and keeps the `selected` best in `scratch.tokens`. */
+function encodeTokenSelection(
+  pass: GPUComputePassEncoder,
+  k: CompressKernels,
+  scratch: CompressScratch,
+  plan: CompressionPlan,
+  layer: LayerPlan,
+  shape: HeadShape,
+  staged: StagedLayer,
+): Selection {
   const L = plan.promptLength;
   const { nHeads, nKvHeads, headDim } = shape;
   const kStage = staged.stage.keys;
@@ -177,59 +341,52 @@ export function encodeLayerCompression(
       scoreStride: L,
     });
   }
-  const selection = {
+  return {
     kept: layer.kept,
     selected: layer.evict ? layer.selected : 0,
     windowStart: layer.evict ? layer.prefixLength : 0,
     selStride: Math.max(1, layer.selected),
   };
+}
 
-  // 2. ThinK: score the key channels on the kept tokens, keep the nKeep best
-  if (out.thin) {
-    k.score.channelScores(pass, {
-      obs: staged.obs!,
-      kStage,
-      tokens: scratch.tokens,
-      scores: scratch.channelScores,
-      capacity: L,
-      obsRows: plan.obsQueries,
-      queries: plan.thinkQueries,
-      nHeads,
-      nKvHeads,
-      headDim,
-      ...selection,
-    });
-    k.select.topk(pass, {
-      scores: scratch.channelScores,
-      flags: scratch.flags,
-      out: out.thin.channels!,
-      rows: nKvHeads,
-      n: headDim,
-      k: layer.nKeep,
-      scoreStride: headDim,
-    });
-  }
-
-  // 3. compact kept tokens and channels into [thin | tail]
-  const [noKeys, noValues, noChannels] = scratch.dummies;
-  k.compact.compact(pass, {
-    kStage,
-    vStage: staged.stage.values,
+/**
+ * Step 2, ThinK: scores the key channels on the first `layer.channelTokens` kept tokens, keeps the
+ * nKeep best (ascending) in `channels`.
+ */
+function encodeChannelSelection(
+  pass: GPUComputePassEncoder,
+  k: CompressKernels,
+  scratch: CompressScratch,
+  plan: CompressionPlan,
+  layer: LayerPlan,
+  shape: HeadShape,
+  staged: StagedLayer,
+  channels: GPUBuffer,
+): void {
+  const { nHeads, nKvHeads, headDim } = shape;
+  k.score.channelScores(pass, {
+    obs: staged.obs!,
+    kStage: staged.stage.keys,
     tokens: scratch.tokens,
-    channels: out.thin?.channels ?? noChannels,
-    kThin: out.thin?.keys ?? noKeys,
-    vThin: out.thin?.values ?? noValues,
-    kTail: out.tail.keys,
-    vTail: out.tail.values,
+    scores: scratch.channelScores,
+    capacity: plan.promptLength,
+    obsRows: plan.obsQueries,
+    queries: plan.thinkQueries,
+    nHeads,
     nKvHeads,
     headDim,
-    capacity: L,
-    thinTokens: out.thin ? layer.thinTokens : 0,
-    nKeep: layer.nKeep,
-    thinStride: layer.thinStride,
-    tailCapacity: out.tail.capacity,
-    ...selection,
+    kept: layer.channelTokens,
+    selected: layer.evict ? Math.min(layer.selected, layer.channelTokens) : 0,
+    windowStart: layer.evict ? layer.prefixLength : 0,
+    selStride: Math.max(1, layer.selected),
   });
-  if (out.thin) out.thin.length = layer.thinTokens;
-  out.tail.length = layer.kept - (out.thin ? layer.thinTokens : 0);
+  k.select.topk(pass, {
+    scores: scratch.channelScores,
+    flags: scratch.flags,
+    out: channels,
+    rows: nKvHeads,
+    n: headDim,
+    k: layer.nKeep,
+    scoreStride: headDim,
+  });
 }

@@ -71,12 +71,34 @@ export interface ThinkOptions {
   pad?: boolean;
 }
 
-/** KV-cache options of `loadModel(path, { kv })`: eviction, then ThinK. Absent means `full`. */
+/**
+ * KIVI quantization of the cached keys and values (THINK.md Part 4): asymmetric min/scale codes of
+ * `keyBits` / `valueBits` bits, keys per channel over groups of `group` tokens, values per token over
+ * groups of `group` channels (`min(group, headDim)` for heads narrower than a group), and the last
+ * tokens kept in full precision: keys flush to codes `residual` tokens at a time, values one token at
+ * a time (the `residual` most recent stay f32). With ThinK the quantized keys are the thin ones (pruned
+ * with the prefill mask, then quantized); the key residual stays full width, and ThinK's `recent` has
+ * no effect (the residual is the full-width part).
+ */
+export interface QuantOptions {
+  /** Bits per key code: 2, 4 or 8; default 2. */
+  keyBits?: number;
+  /** Bits per value code: 2, 4 or 8; default 2. */
+  valueBits?: number;
+  /** Tokens per key group (per channel) and channels per value group (per token): a multiple of 16 in [16, 256]; default 32. */
+  group?: number;
+  /** Full-precision residual R: a multiple of `group`; default 128. */
+  residual?: number;
+}
+
+/** KV-cache options of `loadModel(path, { kv })`: eviction, then ThinK, then KIVI. Absent means `full`. */
 export interface KvOptions {
   /** Token eviction; default none. */
   eviction?: EvictionOptions;
   /** Key-channel pruning; default none. */
   think?: ThinkOptions;
+  /** KIVI quantization of keys and values; default none (f32). */
+  quant?: QuantOptions;
 }
 
 /** {@linkcode EvictionOptions} with every default filled in. */
@@ -85,12 +107,17 @@ export type ResolvedEviction = Required<EvictionOptions>;
 /** {@linkcode ThinkOptions} with every default filled in. */
 export type ResolvedThink = Required<ThinkOptions>;
 
-/** Validated options with defaults; `think` is null when channels are not pruned. */
+/** {@linkcode QuantOptions} with every default filled in. */
+export type ResolvedQuant = Required<QuantOptions>;
+
+/** Validated options with defaults; `think` / `quant` are null when not used. */
 export interface ResolvedKvOptions {
   /** Eviction settings (`policy: "full"` when none). */
   eviction: ResolvedEviction;
   /** ThinK settings, or null. */
   think: ResolvedThink | null;
+  /** KIVI settings, or null (f32 keys and values). */
+  quant: ResolvedQuant | null;
 }
 
 /**
@@ -121,6 +148,28 @@ export const EVICTION_DEFAULTS: Readonly<Omit<ResolvedEviction, "policy">> = {
  * ```
  */
 export const THINK_DEFAULTS: Readonly<Omit<ResolvedThink, "ratio">> = { recent: 32, window: 32, pad: false };
+
+/**
+ * Defaults of the KIVI settings: 2-bit keys and values, G = 32, R = 128 (KIVI's LongBench settings).
+ *
+ * @example
+ * ```ts
+ * import { QUANT_DEFAULTS } from "./options.ts";
+ * console.log(QUANT_DEFAULTS.group, QUANT_DEFAULTS.residual); // 32 128
+ * ```
+ */
+export const QUANT_DEFAULTS: Readonly<ResolvedQuant> = { keyBits: 2, valueBits: 2, group: 32, residual: 128 };
+
+/**
+ * Code widths KIVI supports.
+ *
+ * @example
+ * ```ts
+ * import { QUANT_BITS } from "./options.ts";
+ * console.log(QUANT_BITS.join(", ")); // 2, 4, 8
+ * ```
+ */
+export const QUANT_BITS: readonly number[] = [2, 4, 8];
 
 const POLICY_NAMES: Record<EvictionPolicy, string> = {
   full: "the full KV cache",
@@ -168,7 +217,7 @@ export function resolveKvOptions(options: KvOptions = {}): ResolvedKvOptions {
   if (typeof options !== "object" || options === null) {
     fail("the KV cache", `kv must be an object: current value is ${show(options)}`);
   }
-  checkKeys("the KV cache", options, ["eviction", "think"]);
+  checkKeys("the KV cache", options, ["eviction", "think", "quant"]);
   const e = options.eviction ?? { policy: "full" as const };
   if (typeof e !== "object" || e === null) {
     fail("KV eviction", `eviction must be an object: current value is ${show(e)}`);
@@ -224,7 +273,29 @@ export function resolveKvOptions(options: KvOptions = {}): ResolvedKvOptions {
       fail("ThinK", `pad must be true or false: current value is ${show(think.pad)}`);
     }
   }
-  return { eviction, think };
+  return { eviction, think, quant: resolveQuant(options.quant) };
+}
+
+function resolveQuant(q: QuantOptions | null | undefined): ResolvedQuant | null {
+  if (q === undefined || q === null) return null;
+  const what = "KIVI quantization";
+  if (typeof q !== "object") fail(what, `quant must be an object: current value is ${show(q)}`);
+  checkKeys(what, q, Object.keys(QUANT_DEFAULTS));
+  const r = { ...QUANT_DEFAULTS, ...stripUndefined(q) } as ResolvedQuant;
+  for (const name of ["keyBits", "valueBits"] as const) {
+    if (!QUANT_BITS.includes(r[name])) {
+      fail(what, `${name} must be one of ${QUANT_BITS.join(", ")}: current value is ${show(r[name])}`);
+    }
+  }
+  const g = r.group;
+  if (typeof g !== "number" || !Number.isInteger(g) || g < 16 || g > 256 || g % 16 !== 0) {
+    fail(what, `group must be a multiple of 16 in [16, 256]: current value is ${show(g)}`);
+  }
+  const R = r.residual;
+  if (typeof R !== "number" || !Number.isInteger(R) || R < g || R % g !== 0) {
+    fail(what, `residual must be a positive multiple of group (${g}): current value is ${show(R)}`);
+  }
+  return r;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
@@ -232,7 +303,8 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 }
 
 /**
- * A short name for a configuration, e.g. `"snapkv(B=128,w=32,k=7,max) + think(0.5)"` or `"full"`.
+ * A short name for a configuration, e.g. `"snapkv(B=128,w=32,k=7,max) + think(0.5)"`,
+ * `"full + kivi(K2V2,G=32,R=128)"` or `"full"`.
  *
  * @example
  * ```ts
@@ -241,7 +313,11 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
  * ```
  */
 export function describeKvOptions(options: KvOptions | ResolvedKvOptions = {}): string {
-  const r = resolveKvOptions({ eviction: options.eviction, think: options.think ?? undefined });
+  const r = resolveKvOptions({
+    eviction: options.eviction,
+    think: options.think ?? undefined,
+    quant: options.quant ?? undefined,
+  });
   const e = r.eviction;
   let s: string = e.policy;
   if (e.policy === "snapkv" || e.policy === "pyramidkv") {
@@ -250,13 +326,16 @@ export function describeKvOptions(options: KvOptions | ResolvedKvOptions = {}): 
   if (e.policy === "h2o") s += `(B=${e.budget},w=${e.window})`;
   if (e.policy === "streamingllm") s += `(B=${e.budget},sinks=${e.sinks})`;
   if (r.think) s += ` + think(${r.think.ratio}${r.think.pad ? ",pad" : ""})`;
+  const q = r.quant;
+  if (q) s += ` + kivi(K${q.keyBits}V${q.valueBits},G=${q.group},R=${q.residual})`;
   return s;
 }
 
 /**
  * CLI-style flags, as a parser hands them over: numbers may still be strings. Each maps to one
  * setting: `--kv` policy, `--budget`, `--window`, `--kernel`, `--pool`, `--beta`, `--sinks`,
- * `--think` ratio, `--think-recent`, `--think-window`, `--think-pad`.
+ * `--think` ratio, `--think-recent`, `--think-window`, `--think-pad`, and KIVI's `--kv-bits` (keys and
+ * values), `--key-bits`, `--value-bits`, `--kv-group`, `--kv-residual`.
  */
 export interface KvFlags {
   /** `--kv POLICY`. */
@@ -281,6 +360,16 @@ export interface KvFlags {
   thinkWindow?: string | number;
   /** `--think-pad`. */
   thinkPad?: boolean;
+  /** `--kv-bits 2|4|8`: KIVI with keys and values at this width. */
+  kvBits?: string | number;
+  /** `--key-bits 2|4|8` (overrides `--kv-bits` for keys). */
+  keyBits?: string | number;
+  /** `--value-bits 2|4|8` (overrides `--kv-bits` for values). */
+  valueBits?: string | number;
+  /** `--kv-group G`. */
+  kvGroup?: string | number;
+  /** `--kv-residual R`. */
+  kvResidual?: string | number;
 }
 
 function flagNumber(flag: string, v: string | number | undefined): number | undefined {
@@ -339,10 +428,28 @@ export function kvOptionsFromFlags(flags: KvFlags, base?: KvOptions): KvOptions 
       );
     }
   }
-  if (!hasEviction && !think) return undefined;
+  let quant: QuantOptions | undefined = base?.quant ? { ...base.quant } : undefined;
+  const bits = flagNumber("kv-bits", flags.kvBits);
+  const qFlags: [keyof QuantOptions, number | undefined][] = [
+    ["keyBits", flagNumber("key-bits", flags.keyBits) ?? bits],
+    ["valueBits", flagNumber("value-bits", flags.valueBits) ?? bits],
+    ["group", flagNumber("kv-group", flags.kvGroup)],
+    ["residual", flagNumber("kv-residual", flags.kvResidual)],
+  ];
+  if (qFlags.some(([, v]) => v !== undefined)) {
+    if (!quant && qFlags[0][1] === undefined && qFlags[1][1] === undefined) {
+      throw new RangeError(
+        "Cannot configure KIVI quantization: --kv-group and --kv-residual need --kv-bits BITS (or --key-bits / --value-bits)",
+      );
+    }
+    quant = { ...quant };
+    for (const [k, v] of qFlags) if (v !== undefined) quant[k] = v;
+  }
+  if (!hasEviction && !think && !quant) return undefined;
   const out: KvOptions = {};
   if (hasEviction) out.eviction = eviction as EvictionOptions;
   if (think) out.think = think as ThinkOptions;
+  if (quant) out.quant = quant;
   resolveKvOptions(out);
   return out;
 }
@@ -355,6 +462,7 @@ export function kvOptionsFromFlags(flags: KvFlags, base?: KvOptions): KvOptions 
  * ```yaml
  * eviction: { policy: snapkv, budget: 512, window: 32, kernel: 7, pool: max }
  * think: { ratio: 0.4, recent: 32 }
+ * quant: { keyBits: 2, valueBits: 2, group: 32, residual: 128 }
  * ```
  *
  * @example

@@ -9,10 +9,15 @@
  * Then ThinK stores the first `kept − recent` of them with `nKeep` key channels (the thin segment) and
  * the rest full width, followed by every generated token (the tail segment).
  *
+ * With KIVI ({@linkcode QuantPlan}) there is no f32 thin segment: the kept tokens split into a
+ * quantized segment (keys thin when ThinK prunes) and a full-precision residual ring, with different
+ * boundaries for keys and values (THINK.md §4.2): after the prompt the first `T − T mod R` keys and
+ * the first `T − min(T, R)` values are codes; see `src/kv/cache.ts` for the flush schedule.
+ *
  * @module
  */
 
-import type { ResolvedKvOptions } from "./options.ts";
+import type { ResolvedKvOptions, ResolvedQuant } from "./options.ts";
 
 /** How the prefix tokens are scored (see `src/kv/compress.ts`). */
 export type Scoring =
@@ -39,8 +44,42 @@ export interface LayerPlan {
   nKeep: number;
   /** f32 per thin key row: `nKeep`, or `nKeep` rounded up to 4 with `pad`. */
   thinStride: number;
-  /** Rows of the full-width tail: the last kept tokens, then room for `capacity − L` generated ones. */
+  /**
+   * Rows of the full-width tail: the last kept tokens, then room for `capacity − L` generated ones.
+   * With KIVI: rows of the residual ring, `min(kept + capacity − L, residual + maxBatch)`.
+   */
   tailCapacity: number;
+  /**
+   * Kept tokens whose keys score the ThinK channels: all `kept`, or with KIVI the keys quantized at the
+   * end of the prompt (all `kept` when none are: the mask is defined for prompts shorter than R too).
+   */
+  channelTokens: number;
+  /** KIVI sizes of this layer, or null without quantization. */
+  quant: LayerQuantPlan | null;
+}
+
+/** One layer's KIVI segment sizes (rows per KV head). */
+export interface LayerQuantPlan {
+  /** Keys quantized at the end of the prompt: `T − T mod R` (0 when T < R). */
+  keyRows: number;
+  /** Values quantized at the end of the prompt: `T − min(T, R)`. */
+  valueRows: number;
+  /** Most rows the cache ever holds: `kept + capacity − L`. */
+  maxRows: number;
+  /** Key rows the codes can hold: `⌊maxRows / R⌋ · R` (keys flush R at a time). */
+  keyCapacity: number;
+  /** Value rows the codes can hold: `max(0, maxRows − R)`. */
+  valueCapacity: number;
+  /** Key channels stored as codes: nKeep with ThinK, else D. */
+  keyChannels: number;
+}
+
+/** The KIVI settings of a plan, with the value group fitted to the head. */
+export interface QuantPlan extends ResolvedQuant {
+  /** Channels per value group: `min(group, headDim)`. */
+  valueGroup: number;
+  /** Most tokens one forward call appends after the prompt (sizes the residual ring). */
+  maxBatch: number;
 }
 
 /** The per-layer compression of one prompt. */
@@ -65,6 +104,8 @@ export interface CompressionPlan {
   thinkQueries: number;
   /** True when ThinK prunes key channels. */
   think: boolean;
+  /** KIVI settings, or null. */
+  quant: QuantPlan | null;
   /** One entry per layer. */
   layers: LayerPlan[];
 }
@@ -110,7 +151,8 @@ export function keptChannels(headDim: number, ratio: number): number {
 }
 
 /**
- * Plans the compression of a prompt of `promptLength` tokens.
+ * Plans the compression of a prompt of `promptLength` tokens. `maxBatch` is the most tokens one
+ * forward call appends after the prompt (KIVI sizes its residual ring with it; default 1).
  *
  * @example
  * ```ts
@@ -126,11 +168,18 @@ export function planCompression(
   shape: { nLayers: number; headDim: number },
   promptLength: number,
   capacity: number,
+  maxBatch = 1,
 ): CompressionPlan {
   const L = promptLength;
   const D = shape.headDim;
   const e = options.eviction;
   const t = options.think;
+  const q = options.quant;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+    throw new RangeError(
+      `Cannot plan the KV cache: maxBatch must be an integer ≥ 1: current value is ${maxBatch}`,
+    );
+  }
   const evicting = e.policy !== "full" && L > e.budget;
   const scoring: Scoring = !evicting
     ? "none"
@@ -156,7 +205,20 @@ export function planCompression(
       ? pyramid[l]
       : e.budget - window;
     const kept = selected + (L - prefixLength);
-    const thinTokens = t ? kept - Math.min(t.recent, kept) : 0;
+    const thinTokens = t && !q ? kept - Math.min(t.recent, kept) : 0;
+    let quant: LayerQuantPlan | null = null;
+    if (q) {
+      const R = q.residual, maxRows = kept + capacity - L;
+      const keyRows = Math.floor(kept / R) * R;
+      quant = {
+        keyRows,
+        valueRows: kept - Math.min(kept, R),
+        maxRows,
+        keyCapacity: Math.floor(maxRows / R) * R,
+        valueCapacity: Math.max(0, maxRows - R),
+        keyChannels: nKeep,
+      };
+    }
     layers.push({
       layer: l,
       evict: evicting,
@@ -166,7 +228,11 @@ export function planCompression(
       thinTokens,
       nKeep,
       thinStride,
-      tailCapacity: kept - thinTokens + (capacity - L),
+      tailCapacity: quant
+        ? Math.min(quant.maxRows, q!.residual + maxBatch)
+        : kept - thinTokens + (capacity - L),
+      channelTokens: quant && quant.keyRows > 0 ? quant.keyRows : kept,
+      quant,
     });
   }
   const voteQueries = scoring === "window" ? Math.min(window, L) : 0;
@@ -182,12 +248,13 @@ export function planCompression(
     voteQueries,
     thinkQueries,
     think: t !== null,
+    quant: q ? { ...q, valueGroup: Math.min(q.group, D), maxBatch } : null,
     layers,
   };
 }
 
 /**
- * True when the options compress the cache at all (anything but a plain full cache).
+ * True when the options compress the cache at all (anything but a plain full f32 cache).
  *
  * @example
  * ```ts
@@ -197,5 +264,5 @@ export function planCompression(
  * ```
  */
 export function compresses(options: ResolvedKvOptions): boolean {
-  return options.eviction.policy !== "full" || options.think !== null;
+  return options.eviction.policy !== "full" || options.think !== null || options.quant !== null;
 }

@@ -31,8 +31,10 @@ export interface LoadOptions {
   onProgress?: UploadProgress;
   /**
    * KV-cache compression: token eviction, then ThinK key-channel pruning, applied once at the end of
-   * each prompt's prefill. Default: the full cache. Invalid settings throw a RangeError naming them.
-   * E.g. `{ eviction: { policy: "snapkv", budget: 512, window: 32, kernel: 7, pool: "max" }, think: { ratio: 0.4 } }`.
+   * each prompt's prefill, then KIVI quantization (kept up during decoding). Default: the full cache.
+   * Invalid settings throw a RangeError naming them. E.g. `{ eviction: { policy: "snapkv", budget: 512,
+   * window: 32, kernel: 7, pool: "max" }, think: { ratio: 0.4 }, quant: { keyBits: 2, valueBits: 2,
+   * group: 32, residual: 128 } }`.
    */
   kv?: KvOptions;
 }
@@ -85,9 +87,17 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const gpu = options.gpu ?? await Gpu.create({ disableF16: options.disableF16 });
     try {
       const weights = await uploadLlamaWeights(gpu, file, config, options.onProgress);
-      const kernels = await createKernels(gpu);
+      const w = weights;
+      const matrices = [
+        w.tokenEmbd,
+        w.output,
+        ...w.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]),
+      ];
+      const kernels = await createKernels(gpu, [...new Set(matrices.map((m) => m.type))]);
       const batch = Math.max(1, Math.min(options.batchSize ?? 64, capacity));
-      const cache = await KvCache.create(gpu, config, capacity, kernels.attention, options.kv);
+      const cache = await KvCache.create(gpu, config, capacity, kernels.attention, options.kv, {
+        maxBatch: batch, // KIVI's residual ring takes one batch beyond R
+      });
       const state = new RunState(gpu, config, kernels, batch, capacity);
       const model = new Model({
         gpu,

@@ -314,7 +314,9 @@ export function compressLayer(
   }
   const channels: number[][] = [];
   if (plan.think) {
-    const cs = channelScores(q, k, s, tokens, plan.thinkQueries);
+    // KIVI: the keys quantized at the end of the prompt score the channels (all kept when none are)
+    const scored = tokens.map((t) => t.slice(0, layer.channelTokens));
+    const cs = channelScores(q, k, s, scored, plan.thinkQueries);
     for (let h = 0; h < H; h++) channels.push(topkAscending(cs.subarray(h * D, (h + 1) * D), layer.nKeep));
   } else {
     for (let h = 0; h < H; h++) channels.push(Array.from({ length: D }, (_, i) => i));
