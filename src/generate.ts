@@ -32,6 +32,11 @@ export interface GenerateOptions extends SamplingOptions {
    * ≥ 10 ms in Deno). Streaming output arrives this many tokens at a time. Default 8, at most 64.
    */
   syncEvery?: number;
+  /**
+   * Called after each prefill batch has run on the GPU with the prompt tokens done so far (for a
+   * progress display). Setting it makes prefill wait for every batch, at ≥ 10 ms each.
+   */
+  onPrefillProgress?: (done: number, total: number) => void;
 }
 
 /** Why generation ended. */
@@ -130,7 +135,16 @@ export async function* generate(
   const t0 = performance.now();
   let tFirst = t0;
   if (maxTokens > 0) {
-    model.prefill(ids.slice(startPos), startPos, { logits: "last", pick });
+    if (options.onPrefillProgress) {
+      await model.prefillWithProgress(
+        ids.slice(startPos),
+        startPos,
+        { logits: "last", pick },
+        options.onPrefillProgress,
+      );
+    } else {
+      model.prefill(ids.slice(startPos), startPos, { logits: "last", pick });
+    }
     let queue = [await model.readNextToken()];
     tFirst = performance.now();
     let fed = ids.length; // positions whose keys and values are in the cache

@@ -91,3 +91,23 @@ gpuTest(
     }
   },
 );
+
+gpuTest("onPrefillProgress reports every prefill batch and changes nothing else", async (gpu) => {
+  const m = await loadModel(`${MODELS}stories260K.gguf`, { gpu, contextLength: 256, batchSize: 16 });
+  try {
+    const prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+    const n = m.tokenizer.encode(prompt).length;
+    const seen: [number, number][] = [];
+    const withProgress = await run(m, prompt, {
+      temperature: 0,
+      maxTokens: 10,
+      onPrefillProgress: (done, total) => seen.push([done, total]),
+    });
+    const plain = await run(m, prompt, { temperature: 0, maxTokens: 10 });
+    assert.deepEqual(withProgress.stats.tokens, plain.stats.tokens);
+    assert.equal(seen.length, Math.ceil(n / 16));
+    assert.deepEqual(seen.at(-1), [n, n]);
+  } finally {
+    m.dispose();
+  }
+});

@@ -10,7 +10,7 @@ import { ChatSession } from "../chat/session.ts";
 import { loadModel } from "../model/model.ts";
 import { CliError, formatBytes, numberOption, parseOptions } from "./common.ts";
 import { KV_FLAG_HELP, KV_FLAG_OPTIONS, kvOptionsFromCli } from "./kv_flags.ts";
-import { ProgressBar } from "./progress.ts";
+import { PrefillCounter, ProgressBar } from "./progress.ts";
 
 const HELP = `Usage: thinkv chat --model FILE [options]
 
@@ -141,9 +141,15 @@ export async function chatCommand(args: string[]): Promise<number> {
       }
       abort = new AbortController();
       try {
-        for await (const chunk of session.send(text, { ...generateOptions, signal: abort.signal })) {
+        const counter = new PrefillCounter({ quiet: !!values.quiet });
+        const onPrefillProgress = counter.callback(model.state.maxBatch);
+        for await (
+          const chunk of session.send(text, { ...generateOptions, signal: abort.signal, onPrefillProgress })
+        ) {
+          counter.done();
           write(chunk);
         }
+        counter.done();
       } catch (e) {
         if (e instanceof RangeError) write(`\n(${e.message}; /reset starts over)`);
         else throw e;

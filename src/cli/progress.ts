@@ -59,3 +59,46 @@ export class ProgressBar {
     this.#drawn = false;
   }
 }
+
+/**
+ * A token counter for long prefills ("prefill 128/1500 tokens"), redrawn in place; silent when
+ * stderr is not a terminal or when `quiet` is set, and only shown for prompts longer than one batch.
+ *
+ * @example
+ * ```ts ignore
+ * const counter = new PrefillCounter({ quiet: false });
+ * model.generate(prompt, { onPrefillProgress: counter.callback(model.state.maxBatch) });
+ * ```
+ */
+export class PrefillCounter {
+  readonly #enabled: boolean;
+  #drawn = false;
+
+  /** Creates a counter; it draws only on a terminal and when not `quiet`. */
+  constructor(options: { quiet?: boolean } = {}) {
+    let tty = false;
+    try {
+      tty = Deno.stderr.isTerminal();
+    } catch {
+      tty = false;
+    }
+    this.#enabled = tty && !options.quiet;
+  }
+
+  /** The `onPrefillProgress` callback, or undefined when nothing would be drawn. */
+  callback(batch: number): ((done: number, total: number) => void) | undefined {
+    if (!this.#enabled) return undefined;
+    return (done, total) => {
+      if (total <= batch) return;
+      const line = done < total ? `prefill ${done}/${total} tokens` : "";
+      Deno.stderr.writeSync(new TextEncoder().encode(`\r${line}\x1b[K`));
+      this.#drawn = done < total;
+    };
+  }
+
+  /** Clears the line if something is still drawn. */
+  done(): void {
+    if (this.#drawn) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[K"));
+    this.#drawn = false;
+  }
+}

@@ -7,7 +7,7 @@
 import { loadModel } from "../model/model.ts";
 import { CliError, formatBytes, numberOption, parseOptions } from "./common.ts";
 import { KV_FLAG_HELP, KV_FLAG_OPTIONS, kvOptionsFromCli } from "./kv_flags.ts";
-import { ProgressBar } from "./progress.ts";
+import { PrefillCounter, ProgressBar } from "./progress.ts";
 import { formatKvStats } from "../kv/stats.ts";
 
 const HELP = `Usage: thinkv run --model FILE (--prompt TEXT | --file FILE) [options]
@@ -95,7 +95,9 @@ export async function runCommand(args: string[]): Promise<number> {
   try {
     const out = Deno.stdout;
     const enc = new TextEncoder();
+    const counter = new PrefillCounter({ quiet: !!values.quiet });
     const it = model.generate(prompt, {
+      onPrefillProgress: counter.callback(model.state.maxBatch),
       maxTokens,
       temperature,
       topK,
@@ -106,6 +108,7 @@ export async function runCommand(args: string[]): Promise<number> {
       syncEvery: numberOption(values, "sync-every", { integer: true, min: 1 }),
     });
     let r = await it.next();
+    counter.done();
     for (; !r.done; r = await it.next()) await out.write(enc.encode(r.value));
     await out.write(enc.encode("\n"));
     const s = r.value;

@@ -264,6 +264,33 @@ export class Model {
     pos0: number,
     options: { logits: LogitRows; greedy?: boolean; pick?: TokenPick },
   ): void {
+    for (const _ of this.#prefillBatches(ids, pos0, options)) { /* each batch is submitted */ }
+  }
+
+  /**
+   * {@linkcode Model.prefill}, waiting for each batch to finish on the GPU and reporting the prompt
+   * tokens done (for a progress display; each wait costs a readback-like ≥ 10 ms in Deno).
+   */
+  async prefillWithProgress(
+    ids: number[],
+    pos0: number,
+    options: { logits: LogitRows; greedy?: boolean; pick?: TokenPick },
+    onProgress: (done: number, total: number) => void,
+  ): Promise<void> {
+    let done = 0;
+    for (const n of this.#prefillBatches(ids, pos0, options)) {
+      await this.gpu.device.queue.onSubmittedWorkDone();
+      done += n;
+      onProgress(done, ids.length);
+    }
+  }
+
+  /** Encodes and submits the prefill batch by batch, yielding each batch's token count after its submit. */
+  *#prefillBatches(
+    ids: number[],
+    pos0: number,
+    options: { logits: LogitRows; greedy?: boolean; pick?: TokenPick },
+  ): Generator<number> {
     this.#checkAlive();
     this.#start(pos0, ids.length);
     const s = this.state;
@@ -283,6 +310,7 @@ export class Model {
       pass.end();
       this.gpu.submit(encoder);
       this.cache.release();
+      yield n;
     }
   }
 
