@@ -95,7 +95,8 @@ gpuTest(
 gpuTest("onPrefillProgress reports every prefill batch and changes nothing else", async (gpu) => {
   const m = await loadModel(`${MODELS}stories260K.gguf`, { gpu, contextLength: 256, batchSize: 16 });
   try {
-    const prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+    const prompt =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
     const n = m.tokenizer.encode(prompt).length;
     const seen: [number, number][] = [];
     const withProgress = await run(m, prompt, {
