@@ -8,7 +8,14 @@
 
 import { ChatSession } from "../chat/session.ts";
 import { loadModel } from "../model/model.ts";
-import { CliError, formatBytes, numberOption, parseOptions } from "./common.ts";
+import {
+  CliError,
+  formatBytes,
+  numberOption,
+  parseOptions,
+  SAMPLING_FLAG_OPTIONS,
+  samplingFromFlags,
+} from "./common.ts";
 import { KV_FLAG_HELP, KV_FLAG_OPTIONS, kvOptionsFromCli } from "./kv_flags.ts";
 import { PrefillCounter, ProgressBar } from "./progress.ts";
 
@@ -62,11 +69,7 @@ export async function chatCommand(args: string[]): Promise<number> {
   const { values } = parseOptions(args, {
     model: { type: "string", short: "m" },
     system: { type: "string", short: "s" },
-    "n-predict": { type: "string", short: "n" },
-    temperature: { type: "string" },
-    "top-k": { type: "string" },
-    "top-p": { type: "string" },
-    seed: { type: "string" },
+    ...SAMPLING_FLAG_OPTIONS,
     ctx: { type: "string" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
@@ -79,13 +82,7 @@ export async function chatCommand(args: string[]): Promise<number> {
   if (typeof values.model !== "string") {
     throw new CliError("--model FILE is required (see thinkv chat --help)");
   }
-  const generateOptions = {
-    maxTokens: numberOption(values, "n-predict", { integer: true, min: 1 }) ?? 256,
-    temperature: numberOption(values, "temperature", { min: 0 }) ?? 0.8,
-    topK: numberOption(values, "top-k", { integer: true, min: 0 }) ?? 40,
-    topP: numberOption(values, "top-p") ?? 0.95,
-    seed: numberOption(values, "seed", { integer: true }),
-  };
+  const generateOptions = samplingFromFlags(values, { maxTokens: 256, minTokens: 1 });
   const bar = new ProgressBar("loading weights", { quiet: !!values.quiet });
   const kv = await kvOptionsFromCli(values);
   const model = await loadModel(values.model, {

@@ -133,3 +133,36 @@ export function formatBytes(bytes: number): string {
   }
   return u === 0 ? `${v} B` : `${v.toFixed(2)} ${units[u]}`;
 }
+
+/** parseArgs definitions of the sampling flags shared by `thinkv run` and `thinkv chat`. */
+export const SAMPLING_FLAG_OPTIONS: Options = {
+  "n-predict": { type: "string", short: "n" },
+  temperature: { type: "string" },
+  "top-k": { type: "string" },
+  "top-p": { type: "string" },
+  seed: { type: "string" },
+};
+
+/**
+ * Reads the sampling flags: `--n-predict` (default `maxTokens`, at least `minTokens`), `--temperature`
+ * (0.8), `--top-k` (40), `--top-p` (0.95), `--seed`.
+ *
+ * @example
+ * ```ts
+ * import { samplingFromFlags } from "./common.ts";
+ * console.log(samplingFromFlags({ temperature: "0" }, { maxTokens: 128, minTokens: 0 }));
+ * ```
+ */
+export function samplingFromFlags(
+  values: Record<string, string | boolean | undefined>,
+  defaults: { maxTokens: number; minTokens: number },
+): { maxTokens: number; temperature: number; topK: number; topP: number; seed: number | undefined } {
+  return {
+    maxTokens: numberOption(values, "n-predict", { integer: true, min: defaults.minTokens }) ??
+      defaults.maxTokens,
+    temperature: numberOption(values, "temperature", { min: 0 }) ?? 0.8,
+    topK: numberOption(values, "top-k", { integer: true, min: 0 }) ?? 40,
+    topP: numberOption(values, "top-p") ?? 0.95,
+    seed: numberOption(values, "seed", { integer: true }),
+  };
+}

@@ -5,7 +5,14 @@
  */
 
 import { loadModel } from "../model/model.ts";
-import { CliError, formatBytes, numberOption, parseOptions } from "./common.ts";
+import {
+  CliError,
+  formatBytes,
+  numberOption,
+  parseOptions,
+  SAMPLING_FLAG_OPTIONS,
+  samplingFromFlags,
+} from "./common.ts";
 import { KV_FLAG_HELP, KV_FLAG_OPTIONS, kvOptionsFromCli } from "./kv_flags.ts";
 import { PrefillCounter, ProgressBar } from "./progress.ts";
 import { formatKvStats } from "../kv/stats.ts";
@@ -44,11 +51,7 @@ export async function runCommand(args: string[]): Promise<number> {
     model: { type: "string", short: "m" },
     prompt: { type: "string", short: "p" },
     file: { type: "string", short: "f" },
-    "n-predict": { type: "string", short: "n" },
-    temperature: { type: "string" },
-    "top-k": { type: "string" },
-    "top-p": { type: "string" },
-    seed: { type: "string" },
+    ...SAMPLING_FLAG_OPTIONS,
     ctx: { type: "string" },
     batch: { type: "string" },
     stop: { type: "string", multiple: true },
@@ -75,11 +78,7 @@ export async function runCommand(args: string[]): Promise<number> {
       throw new CliError(`cannot read the prompt file ${values.file}: ${(e as Error).message}`);
     }
   } else throw new CliError("--prompt TEXT or --file FILE is required (see thinkv run --help)");
-  const maxTokens = numberOption(values, "n-predict", { integer: true, min: 0 }) ?? 128;
-  const temperature = numberOption(values, "temperature", { min: 0 }) ?? 0.8;
-  const topK = numberOption(values, "top-k", { integer: true, min: 0 }) ?? 40;
-  const topP = numberOption(values, "top-p") ?? 0.95;
-  const seed = numberOption(values, "seed", { integer: true });
+  const sampling = samplingFromFlags(values, { maxTokens: 128, minTokens: 0 });
   const contextLength = numberOption(values, "ctx", { integer: true, min: 1 });
   const batchSize = numberOption(values, "batch", { integer: true, min: 1 });
 
@@ -98,11 +97,7 @@ export async function runCommand(args: string[]): Promise<number> {
     const counter = new PrefillCounter({ quiet: !!values.quiet });
     const it = model.generate(prompt, {
       onPrefillProgress: counter.callback(model.state.maxBatch),
-      maxTokens,
-      temperature,
-      topK,
-      topP,
-      seed,
+      ...sampling,
       stop: (values.stop as unknown as string[] | undefined) ?? [],
       stopAtEos: !values["ignore-eos"],
       syncEvery: numberOption(values, "sync-every", { integer: true, min: 1 }),
