@@ -19,8 +19,10 @@ async function hasScript(): Promise<boolean> {
 
 /** Runs the chat in a pty, writing `steps` (text, then a pause in ms) to its stdin; returns the screen text. */
 async function chatInPty(steps: [string, number][]): Promise<{ code: number; screen: string }> {
+  // `exec`: script runs the command through $SHELL; dash (Debian's /bin/sh) does not exec a lone
+  // command, and a shell left waiting in the foreground dies of the Ctrl-C itself (exit 130).
   const command =
-    `${Deno.execPath()} run --allow-read --allow-env ${ROOT}cli.ts chat --model ${MODEL} -n 12 --temperature 0 -q`;
+    `exec ${Deno.execPath()} run --allow-read --allow-env ${ROOT}cli.ts chat --model ${MODEL} -n 12 --temperature 0 -q`;
   const child = new Deno.Command("script", {
     args: ["-qfec", command, "/dev/null"],
     env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", TERM: "dumb" },
