@@ -89,7 +89,8 @@ Deno.test("thinkv reports users' mistakes in one line with exit status 1", async
 });
 
 Deno.test({
-  name: "thinkv run streams a story and one stats line; a too-long prompt is a clear error",
+  name:
+    "thinkv run streams a story and one stats line, --profile adds GPU times; a too-long prompt is a clear error",
   ignore,
   fn: async () => {
     const r = await cli(
@@ -108,6 +109,17 @@ Deno.test({
     assert.match(
       r.stderr,
       /prompt 5 tokens, generated 24 \(length\); prefill [\d.]+ tok\/s, decode [\d.]+ tok\/s; KV cache/,
+    );
+    const profiled = await cli(
+      "run",
+      ...["--model", `${MODELS}stories260K.gguf`, "--prompt", "Once upon a time", "-n", "24"],
+      ...["--temperature", "0", "--profile"],
+    );
+    assert.equal(profiled.code, 0, profiled.stderr);
+    assert.equal(profiled.stdout, r.stdout, "--profile changes no token");
+    assert.match(
+      profiled.stderr,
+      /^matmul\w*\s+[\d.]+ ms\s+[\d.]+%\s+\(\d+ passes\)$[^]*^total\s+[\d.]+ ms$|no timestamp-query/m,
     );
     assertOneLineError(
       await cli(

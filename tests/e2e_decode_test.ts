@@ -112,3 +112,34 @@ gpuTest("onPrefillProgress reports every prefill batch and changes nothing else"
     m.dispose();
   }
 });
+
+gpuTest("profile: true times each kernel family of prefill and decode and changes no token", async (gpu) => {
+  const plain = await loadModel(`${MODELS}stories260K.gguf`, { gpu, contextLength: 256 });
+  const expected = (await run(plain, "Once upon a time", { temperature: 0, maxTokens: 20 })).stats.tokens;
+  plain.dispose();
+  const m = await loadModel(`${MODELS}stories260K.gguf`, { gpu, contextLength: 256, profile: true });
+  try {
+    const { stats } = await run(m, "Once upon a time", { temperature: 0, maxTokens: 20, syncEvery: 4 });
+    assert.deepEqual(stats.tokens, expected);
+    const report = await m.profile();
+    assert.equal(report.enabled, gpu.hasTimestamps);
+    if (!report.enabled) return;
+    const passes = Object.fromEntries(report.families.map((f) => [f.family, f.passes]));
+    // One forward pass per prefill batch and decode step (the last submit may run surplus steps).
+    const forwards = passes["embedding"];
+    assert.ok(forwards >= 20 && forwards <= 24, JSON.stringify(passes));
+    const layers = m.config.nLayers;
+    assert.equal(passes["rope"], forwards * layers, "rope runs once per layer, q and k in one pass");
+    assert.ok(passes["attention"] >= forwards * layers, JSON.stringify(passes));
+    assert.equal(passes["argmax"], forwards, "one greedy pick per forward pass");
+    assert.ok(report.families.some((f) => f.family.startsWith("matmul")));
+    assert.ok(report.totalMs > 0 && report.families.every((f) => f.ms >= 0 && f.share <= 1));
+    assert.equal(report.dropped, 0);
+    // Collected timestamps are consumed: the next report adds only new work.
+    assert.equal((await m.profile({ reset: true })).totalMs, report.totalMs);
+    assert.equal((await m.profile()).totalMs, 0);
+  } finally {
+    m.dispose();
+  }
+  assert.equal(gpu.profiler, undefined, "dispose turns off the profiling it turned on");
+});

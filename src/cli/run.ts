@@ -16,6 +16,7 @@ import {
 import { KV_FLAG_HELP, KV_FLAG_OPTIONS, kvOptionsFromCli } from "./kv_flags.ts";
 import { PrefillCounter, ProgressBar } from "./progress.ts";
 import { formatKvStats } from "../kv/stats.ts";
+import { formatProfile } from "../gpu/profile.ts";
 
 const HELP = `Usage: thinkv run --model FILE (--prompt TEXT | --file FILE) [options]
 
@@ -34,6 +35,8 @@ Generates text after the prompt and streams it to stdout; one stats line goes to
       --sync-every N      decode steps per GPU submit / token readback (default 8, max 64)
       --ignore-eos        keep generating after the end-of-sequence token
       --stats             print KV-cache memory per layer to stderr
+      --profile           print GPU time per kernel family to stderr (needs timestamp-query;
+                          each family gets its own compute pass, so decoding runs a little slower)
   -q, --quiet             no progress bar
   -h, --help              this help
 ${KV_FLAG_HELP}`;
@@ -58,6 +61,7 @@ export async function runCommand(args: string[]): Promise<number> {
     "sync-every": { type: "string" },
     "ignore-eos": { type: "boolean" },
     stats: { type: "boolean" },
+    profile: { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
     ...KV_FLAG_OPTIONS,
@@ -88,6 +92,7 @@ export async function runCommand(args: string[]): Promise<number> {
     contextLength,
     batchSize,
     kv,
+    profile: !!values.profile,
     onProgress: (done, total) => bar.update(done, total),
   });
   bar.done();
@@ -115,6 +120,7 @@ export async function runCommand(args: string[]): Promise<number> {
         `KV cache ${formatBytes(s.kvCacheBytes)}; ${model.gpu.adapterName}`,
     );
     if (values.stats) console.error(formatKvStats(model.kvStats()));
+    if (values.profile) console.error(formatProfile(await model.profile()));
   } finally {
     model.dispose();
   }

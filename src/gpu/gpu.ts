@@ -13,6 +13,7 @@
 
 import { DeviceLostError, ShaderCompileError, WebGpuUnavailableError } from "../errors.ts";
 import type { ParamFields, ParamStruct } from "./params.ts";
+import type { GpuProfiler } from "./profile.ts";
 
 /** Options for {@linkcode Gpu.create}. */
 export interface GpuOptions {
@@ -109,6 +110,11 @@ export class Gpu {
   readonly maxBufferSize: number;
   /** Traffic counters. */
   readonly counters: GpuCounters = { dispatches: 0, submits: 0, readbacks: 0 };
+  /**
+   * When set, {@linkcode Gpu.beginPass} times every kernel family separately and
+   * {@linkcode Gpu.submit} resolves the timestamps (the `--profile` flag sets it).
+   */
+  profiler: GpuProfiler | undefined;
 
   #pipelines = new Map<string, GPUComputePipeline>();
   #buffers = new Set<GPUBuffer>();
@@ -328,9 +334,18 @@ export class Gpu {
     this.counters.dispatches++;
   }
 
-  /** Flushes the uniform ring and submits `encoder`'s commands. */
+  /**
+   * Begins the compute pass kernels record into: a plain pass, or with a {@linkcode Gpu.profiler}
+   * one timed pass per run of a kernel family ({@linkcode GpuProfiler.familyPasses}).
+   */
+  beginPass(encoder: GPUCommandEncoder): GPUComputePassEncoder {
+    return this.profiler?.enabled ? this.profiler.familyPasses(encoder) : encoder.beginComputePass();
+  }
+
+  /** Flushes the uniform ring and submits `encoder`'s commands (resolving profile timestamps first). */
   submit(encoder: GPUCommandEncoder): void {
     this.checkAlive();
+    this.profiler?.resolve(encoder);
     for (let i = 0; i <= this.#ringIndex && i < this.#ring.length; i++) {
       const chunk = this.#ring[i];
       if (chunk.used > 0) this.device.queue.writeBuffer(chunk.buffer, 0, chunk.staging, 0, chunk.used);

@@ -32,7 +32,7 @@ import type { Gpu } from "./gpu.ts";
 
 /** Options for {@linkcode GpuProfiler.create}. */
 export interface GpuProfilerOptions {
-  /** Profiled passes between two {@linkcode GpuProfiler.collect} calls; default 4096. */
+  /** Most profiled passes per command encoder (between two {@linkcode GpuProfiler.resolve} calls); default 16384. */
   capacity?: number;
 }
 
@@ -56,7 +56,7 @@ export interface ProfileReport {
   families: FamilyTime[];
   /** Sum of all families' milliseconds. */
   totalMs: number;
-  /** Passes that were not timed because `capacity` ran out before a collect. */
+  /** Passes that were not timed because one encoder held more than `capacity` of them. */
   dropped: number;
 }
 
@@ -64,9 +64,12 @@ const QUERY_RESOLVE = 0x200; // GPUBufferUsage.QUERY_RESOLVE
 const COPY_SRC = 0x04;
 const COPY_DST = 0x08;
 const MAP_READ = 0x01;
+/** Passes per query set: WebGPU allows at most 4096 queries in one set, two per pass. */
+const PASSES_PER_SET = 2048;
 
 /**
- * Times compute passes per family with `timestamp-query`; a no-op without it.
+ * Times compute passes per family with `timestamp-query`; a no-op without it. Query sets of 2048
+ * passes are created as an encoder needs them and reused after each {@linkcode GpuProfiler.resolve}.
  *
  * @example
  * ```ts ignore
@@ -80,13 +83,11 @@ const MAP_READ = 0x01;
 export class GpuProfiler {
   /** True when passes are actually timed. */
   readonly enabled: boolean;
-  /** Passes per collect. */
+  /** Most timed passes per encoder. */
   readonly capacity: number;
   #gpu: Gpu;
-  #querySet: GPUQuerySet | undefined;
-  #resolveBuf: GPUBuffer | undefined;
-  #families: string[] = []; // family of pass i (queries 2i, 2i+1), since the last collect
-  #resolved = 0; // passes already resolved into #pending
+  #sets: { querySet: GPUQuerySet; resolveBuf: GPUBuffer }[] = [];
+  #families: string[] = []; // family of pass i of the encoder being recorded (set i / 2048, queries 2(i % 2048) …)
   #pending: { readback: GPUBuffer; families: string[] }[] = [];
   #totals = new Map<string, { ns: number; passes: number }>();
   #dropped = 0;
@@ -95,22 +96,14 @@ export class GpuProfiler {
     this.#gpu = gpu;
     this.capacity = capacity;
     this.enabled = gpu.hasTimestamps;
-    if (this.enabled) {
-      this.#querySet = gpu.device.createQuerySet({ type: "timestamp", count: 2 * capacity });
-      this.#resolveBuf = gpu.device.createBuffer({
-        label: "profile: resolve",
-        size: 16 * capacity,
-        usage: QUERY_RESOLVE | COPY_SRC,
-      });
-    }
   }
 
   /** Creates a profiler for `gpu` (disabled when the device lacks `timestamp-query`). */
   static create(gpu: Gpu, opts: GpuProfilerOptions = {}): GpuProfiler {
-    const capacity = opts.capacity ?? 4096;
-    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 4096) {
+    const capacity = opts.capacity ?? 16384;
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > 1 << 20) {
       throw new RangeError(
-        `Cannot create GpuProfiler: capacity must be in 1..4096: current value is ${capacity}`,
+        `Cannot create GpuProfiler: capacity must be in 1..1048576: current value is ${capacity}`,
       );
     }
     return new GpuProfiler(gpu, capacity);
@@ -118,7 +111,7 @@ export class GpuProfiler {
 
   /**
    * Begins a compute pass on `encoder` whose GPU time counts for `family`. Past `capacity` passes
-   * without a collect (or when disabled) the pass is returned untimed.
+   * in one encoder (or when disabled) the pass is returned untimed.
    */
   beginPass(encoder: GPUCommandEncoder, family: string): GPUComputePassEncoder {
     if (!this.enabled) return encoder.beginComputePass({ label: family });
@@ -128,44 +121,72 @@ export class GpuProfiler {
       return encoder.beginComputePass({ label: family });
     }
     this.#families.push(family);
+    const slot = i % PASSES_PER_SET;
     return encoder.beginComputePass({
       label: family,
       timestampWrites: {
-        querySet: this.#querySet!,
-        beginningOfPassWriteIndex: 2 * i,
-        endOfPassWriteIndex: 2 * i + 1,
+        querySet: this.#set(Math.floor(i / PASSES_PER_SET)).querySet,
+        beginningOfPassWriteIndex: 2 * slot,
+        endOfPassWriteIndex: 2 * slot + 1,
       },
     });
   }
 
   /**
-   * Encodes the copy of the timestamps written so far to a readback buffer; call it once per command
-   * encoder, after its last profiled pass and before submitting.
+   * A stand-in for one compute pass that opens a new timed pass on `encoder` whenever the pipeline's
+   * family changes: the part of its label before the first `:` (pipeline labels are the
+   * {@linkcode Gpu.pipeline} keys, e.g. `"matmul_rows:q4_0:sg:r2:t1:wg64"` → `matmul_rows`). Code
+   * that records through {@linkcode Gpu.dispatch} is profiled per kernel family unchanged. It
+   * implements the methods `Gpu.dispatch` uses (setPipeline, setBindGroup, dispatchWorkgroups) and end.
+   */
+  familyPasses(encoder: GPUCommandEncoder): GPUComputePassEncoder {
+    return new FamilyPasses(this, encoder) as unknown as GPUComputePassEncoder;
+  }
+
+  #set(k: number): { querySet: GPUQuerySet; resolveBuf: GPUBuffer } {
+    while (this.#sets.length <= k) {
+      this.#sets.push({
+        querySet: this.#gpu.device.createQuerySet({ type: "timestamp", count: 2 * PASSES_PER_SET }),
+        resolveBuf: this.#gpu.device.createBuffer({
+          label: "profile: resolve",
+          size: 16 * PASSES_PER_SET,
+          usage: QUERY_RESOLVE | COPY_SRC,
+        }),
+      });
+    }
+    return this.#sets[k];
+  }
+
+  /**
+   * Encodes the copy of this encoder's timestamps to a readback buffer; call it once per command
+   * encoder, after its last profiled pass and before submitting ({@linkcode Gpu.submit} does when
+   * the Gpu has a profiler). The query slots are free for the next encoder afterwards.
    */
   resolve(encoder: GPUCommandEncoder): void {
-    const from = this.#resolved, to = this.#families.length;
-    if (!this.enabled || to === from) return;
-    const bytes = 16 * (to - from);
-    encoder.resolveQuerySet(this.#querySet!, 2 * from, 2 * (to - from), this.#resolveBuf!, 16 * from);
+    const n = this.#families.length;
+    if (!this.enabled || n === 0) return;
     const readback = this.#gpu.device.createBuffer({
       label: "profile: readback",
-      size: bytes,
+      size: 16 * n,
       usage: MAP_READ | COPY_DST,
     });
-    encoder.copyBufferToBuffer(this.#resolveBuf!, 16 * from, readback, 0, bytes);
-    this.#pending.push({ readback, families: this.#families.slice(from, to) });
-    this.#resolved = to;
+    for (let k = 0; k * PASSES_PER_SET < n; k++) {
+      const passes = Math.min(PASSES_PER_SET, n - k * PASSES_PER_SET);
+      const { querySet, resolveBuf } = this.#sets[k];
+      encoder.resolveQuerySet(querySet, 0, 2 * passes, resolveBuf, 0);
+      encoder.copyBufferToBuffer(resolveBuf, 0, readback, 16 * k * PASSES_PER_SET, 16 * passes);
+    }
+    this.#pending.push({ readback, families: this.#families });
+    this.#families = [];
   }
 
   /**
    * Waits for the resolved timestamps (one ≥ 10 ms readback per resolved encoder) and adds the pass
-   * durations to their families; frees the query slots for the next passes.
+   * durations to their families.
    */
   async collect(): Promise<void> {
     const pending = this.#pending;
     this.#pending = [];
-    this.#families = [];
-    this.#resolved = 0;
     for (const { readback, families } of pending) {
       await readback.mapAsync(1 /* GPUMapMode.READ */);
       const t = new BigUint64Array(readback.getMappedRange().slice(0));
@@ -201,10 +222,54 @@ export class GpuProfiler {
 
   /** Frees the GPU objects. */
   destroy(): void {
-    this.#querySet?.destroy();
-    this.#resolveBuf?.destroy();
+    for (const { querySet, resolveBuf } of this.#sets) {
+      querySet.destroy();
+      resolveBuf.destroy();
+    }
+    this.#sets = [];
     for (const p of this.#pending) p.readback.destroy();
     this.#pending = [];
+  }
+}
+
+/** See {@linkcode GpuProfiler.familyPasses}. */
+class FamilyPasses {
+  #profiler: GpuProfiler;
+  #encoder: GPUCommandEncoder;
+  #pass: GPUComputePassEncoder | undefined;
+  #family = "";
+
+  constructor(profiler: GpuProfiler, encoder: GPUCommandEncoder) {
+    this.#profiler = profiler;
+    this.#encoder = encoder;
+  }
+
+  setPipeline(pipeline: GPUComputePipeline): void {
+    const family = pipeline.label.split(":")[0] || "unlabelled";
+    if (!this.#pass || family !== this.#family) {
+      this.#pass?.end();
+      this.#pass = this.#profiler.beginPass(this.#encoder, family);
+      this.#family = family;
+    }
+    this.#pass.setPipeline(pipeline);
+  }
+
+  setBindGroup(index: number, group: GPUBindGroup): void {
+    this.#current("setBindGroup").setBindGroup(index, group);
+  }
+
+  dispatchWorkgroups(x: number, y?: number, z?: number): void {
+    this.#current("dispatchWorkgroups").dispatchWorkgroups(x, y, z);
+  }
+
+  end(): void {
+    this.#pass?.end();
+    this.#pass = undefined;
+  }
+
+  #current(method: string): GPUComputePassEncoder {
+    if (!this.#pass) throw new Error(`Cannot ${method} on a profiled pass before setPipeline`);
+    return this.#pass;
   }
 }
 

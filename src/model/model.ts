@@ -7,6 +7,7 @@
 
 import { createKernels, encodeForward, type Kernels, type LogitRows, RunState } from "../engine/forward.ts";
 import { Gpu } from "../gpu/gpu.ts";
+import { GpuProfiler, type ProfileReport } from "../gpu/profile.ts";
 import { KvCache, type KvStats } from "../kv/cache.ts";
 import type { KvOptions } from "../kv/options.ts";
 import { type Tokenizer, tokenizerFromGguf } from "../tokenizer/tokenizer.ts";
@@ -37,6 +38,12 @@ export interface LoadOptions {
    * group: 32, residual: 128 } }`.
    */
   kv?: KvOptions;
+  /**
+   * Time every kernel family on the GPU with `timestamp-query` ({@linkcode Model.profile} reports
+   * it). Each family run becomes its own compute pass, which costs a little speed; adapters without
+   * `timestamp-query` report that they cannot.
+   */
+  profile?: boolean;
 }
 
 export type { KvStats };
@@ -85,6 +92,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       );
     }
     const gpu = options.gpu ?? await Gpu.create({ disableF16: options.disableF16 });
+    if (options.profile && !gpu.profiler) gpu.profiler = GpuProfiler.create(gpu);
     try {
       const weights = await uploadLlamaWeights(gpu, file, config, options.onProgress);
       const w = weights;
@@ -108,6 +116,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
         kernels,
         cache,
         state,
+        profiler: options.profile ? gpu.profiler : undefined,
       });
       const template = file.metadata.get("tokenizer.chat_template");
       if (typeof template === "string") model.chatTemplate = template;
@@ -160,6 +169,7 @@ export class Model {
   #stale = false; // a compressed cache holds rows past the settled position
   #chatIds: number[] = []; // the tokens the last chat() left in the cache
   #chatStats: GenerationStats | undefined; // its stats: reuse only if no generation ran since
+  #profiler: GpuProfiler | undefined; // the profiler this model turned on (off again at dispose)
 
   /** Use {@linkcode loadModel}. */
   constructor(parts: {
@@ -171,8 +181,10 @@ export class Model {
     kernels: Kernels;
     cache: KvCache;
     state: RunState;
+    profiler?: GpuProfiler;
   }) {
     this.gpu = parts.gpu;
+    this.#profiler = parts.profiler;
     this.#ownsGpu = parts.ownsGpu;
     this.config = parts.config;
     this.tokenizer = parts.tokenizer;
@@ -300,7 +312,7 @@ export class Model {
       const last = start + n === ids.length;
       this.gpu.write(s.ids, 0, new Uint32Array(ids.slice(start, start + n)));
       const encoder = this.gpu.device.createCommandEncoder();
-      const pass = encoder.beginComputePass();
+      const pass = this.gpu.beginPass(encoder);
       this.#encodeBatch(
         pass,
         { n, pos0: pos0 + start, idsSlot: 0, logits: last ? options.logits : "none" },
@@ -325,7 +337,7 @@ export class Model {
     this.#checkAlive();
     this.#start(pos, 1);
     const encoder = this.gpu.device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
+    const pass = this.gpu.beginPass(encoder);
     this.#encodeBatch(
       pass,
       { n: 1, pos0: pos, idsSlot: this.state.ringSlot(this.#ring), logits: "last" },
@@ -351,7 +363,7 @@ export class Model {
     }
     this.#start(pos, count);
     const encoder = this.gpu.device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
+    const pass = this.gpu.beginPass(encoder);
     for (let i = 0; i < count; i++) {
       const slot = s.ringSlot(this.#ring + i);
       this.#encodeBatch(pass, { n: 1, pos0: pos + i, idsSlot: slot, logits: "last" }, pos + i === 0);
@@ -414,7 +426,7 @@ export class Model {
       s.ensureLogitRows(n);
       this.gpu.write(s.ids, 0, new Uint32Array(ids.slice(start, start + n)));
       const encoder = this.gpu.device.createCommandEncoder();
-      const pass = encoder.beginComputePass();
+      const pass = this.gpu.beginPass(encoder);
       this.#encodeBatch(
         pass,
         { n, pos0: pos0 + start, idsSlot: 0, logits: "all" },
@@ -437,10 +449,35 @@ export class Model {
     return this.cache.stats();
   }
 
+  /**
+   * GPU time per kernel family since loading (or the last `reset`), when loaded with
+   * `{ profile: true }`: waits for the submitted work's timestamps (one readback per submit since
+   * the last call). `enabled` is false when profiling is off or the adapter lacks `timestamp-query`.
+   *
+   * @example
+   * ```ts ignore
+   * const model = await loadModel("../shared/models/stories260K.gguf", { profile: true });
+   * for await (const _ of model.generate("Once", { maxTokens: 16 }));
+   * console.log(formatProfile(await model.profile())); // matmul_rows  4.1 ms  38.0% …
+   * ```
+   */
+  async profile(options: { reset?: boolean } = {}): Promise<ProfileReport> {
+    const profiler = this.gpu.profiler;
+    if (!profiler) return { enabled: false, families: [], totalMs: 0, dropped: 0 };
+    await profiler.collect();
+    const report = profiler.report();
+    if (options.reset) profiler.reset();
+    return report;
+  }
+
   /** Frees the model's GPU memory (and the device, if the model created it). */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    if (this.#profiler && this.gpu.profiler === this.#profiler) {
+      this.gpu.profiler = undefined;
+      this.#profiler.destroy();
+    }
     if (this.#ownsGpu) {
       this.gpu.destroy();
       return;
