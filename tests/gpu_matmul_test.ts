@@ -5,7 +5,7 @@ import { MatmulKernel, type MatmulKernelOptions, matmulTripCount } from "../src/
 import { gpuRowBytes, type GpuWeight, uploadWeight } from "../src/model/gpu_weight.ts";
 import { dequantize, GgmlType, tensorBytes, typeInfo } from "../src/model/quant.ts";
 import { GgufFile } from "../src/model/gguf.ts";
-import { matmulRef, randomWeightBytes } from "../src/ref/matmul.ts";
+import { fusedMatmulRef, type FusedMatmulSteps, matmulRef, randomWeightBytes } from "../src/ref/matmul.ts";
 
 /** Runs one matmul on the GPU and returns out[t, r] for every token (reading around the offsets). */
 async function runMatmul(
@@ -439,3 +439,142 @@ gpuTest("GpuProfiler times matmul passes per kernel family (or reports that it c
   gpu.free(x);
   gpu.free(out);
 });
+
+// ---------------------------------------------------------------------------------------------------
+// Fused products (src/kernels/matmul_fusion.ts): every kernel family with every fusion the forward
+// pass uses, against the unfused reference steps, on odd row counts, chunked weights and offsets.
+
+const FUSION_CASES: {
+  name: string;
+  steps: (x: Float32Array, cols: number, seed: number) => FusedMatmulSteps;
+}[] = [
+  {
+    name: "norm",
+    steps: (_x, cols, seed) => ({ norm: { weight: randomFloats(cols, seed), eps: 1e-5 } }),
+  },
+  { name: "accumulate", steps: () => ({}) },
+  { name: "swiglu+accumulate", steps: (x, _cols, seed) => ({ swiglu: randomFloats(x.length, seed) }) },
+];
+
+/** Runs one fused product; `prior` is out's content before it (accumulated into, or not). */
+async function runFused(
+  gpu: Gpu,
+  mm: MatmulKernel,
+  w: GpuWeight,
+  x: Float32Array,
+  nTokens: number,
+  steps: FusedMatmulSteps,
+  accumulate: boolean,
+  prior: Float32Array,
+): Promise<Float32Array> {
+  const o = { xOffset: 4, outOffset: 3, outStride: w.rows + 2 };
+  const padded = (a: Float32Array) => {
+    const p = new Float32Array(o.xOffset + a.length);
+    p.set(a, o.xOffset);
+    return p;
+  };
+  const xBuf = gpu.upload("x", padded(x));
+  const aux = steps.norm
+    ? gpu.upload("norm weight", steps.norm.weight)
+    : steps.swiglu
+    ? gpu.upload("up", padded(steps.swiglu))
+    : undefined;
+  const outLen = o.outOffset + (nTokens - 1) * o.outStride + w.rows;
+  const init = new Float32Array(outLen).fill(-7);
+  for (let t = 0; t < nTokens; t++) {
+    init.set(prior.subarray(t * w.rows, (t + 1) * w.rows), o.outOffset + t * o.outStride);
+  }
+  const outBuf = gpu.upload("out", init);
+  const enc = gpu.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  mm.encode(pass, outBuf, xBuf, w, nTokens, {
+    ...o,
+    norm: steps.norm && { weight: aux!, eps: steps.norm.eps },
+    swiglu: steps.swiglu && aux,
+    accumulate,
+  });
+  pass.end();
+  gpu.submit(enc);
+  const raw = new Float32Array(await gpu.read(outBuf, 0, outLen * 4));
+  for (const b of [xBuf, outBuf, aux]) if (b) gpu.free(b);
+  const out = new Float32Array(nTokens * w.rows);
+  for (let t = 0; t < nTokens; t++) {
+    const at = o.outOffset + t * o.outStride;
+    out.set(raw.subarray(at, at + w.rows), t * w.rows);
+    if (t + 1 < nTokens) assert.equal(raw[at + w.rows], -7, "the stride gap was written");
+  }
+  return out;
+}
+
+// The hooks do not depend on the weight type; the slow-to-compile storage prefill kernel gets two types.
+const FUSED_FAMILIES: (DecodeVariant & { types?: GgmlType[] })[] = [
+  { name: "v1", opts: { matvec: "v1" } },
+  { name: "rows/subgroup", opts: { matvec: "rows", rowsInput: "subgroup" }, subgroups: true },
+  {
+    name: "rows/uniform (staged) + storage prefill",
+    opts: { matvec: "rows", rowsTokenBlock: 4 },
+    noSubgroups: true,
+    types: [GgmlType.F32, GgmlType.Q4_0],
+  },
+  { name: "wg/subgroup", opts: { matvec: "wg" }, subgroups: true },
+  { name: "wg/shared", opts: { matvec: "wg" }, noSubgroups: true },
+];
+
+for (const family of FUSED_FAMILIES) {
+  gpuTest(`MatmulKernel fuses RMSNorm, SwiGLU and the residual add in ${family.name}`, async (shared) => {
+    if (family.subgroups && !(shared.hasSubgroups && shared.subgroupMinSize >= 8)) return;
+    const gpu = family.noSubgroups && shared.hasSubgroups
+      ? await (plainGpu ??= Gpu.create({ disableSubgroups: true }))
+      : shared;
+    const types = family.types ?? [GgmlType.F32, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K];
+    const mm = await MatmulKernel.create(gpu, {
+      ...family.opts,
+      types,
+      fusions: [
+        { input: "norm", accumulate: false },
+        { input: "plain", accumulate: true },
+        { input: "swiglu", accumulate: true },
+      ],
+    });
+    let seed = 900;
+    for (const type of types) {
+      const [rows, cols] = DECODE_SHAPES[type][1];
+      const raw = randomWeightBytes(type, rows, cols, seed++);
+      const W = dequantize(type, raw, rows * cols);
+      const split = uploadWeight(gpu, "w split", type, rows, cols, raw, {
+        maxChunkBytes: gpuRowBytes(type, cols) * Math.ceil(rows / 3),
+      });
+      for (const nTokens of [1, 6]) {
+        for (const fusion of FUSION_CASES) {
+          const x = randomFloats(nTokens * cols, seed++);
+          const steps = fusion.steps(x, cols, seed++);
+          const accumulate = fusion.name.endsWith("accumulate");
+          const prior = accumulate ? randomFloats(nTokens * rows, seed++) : new Float32Array(nTokens * rows);
+          const out = await runFused(gpu, mm, split, x, nTokens, steps, accumulate, prior);
+          const ref = fusedMatmulRef(W, x, nTokens, rows, cols, { ...steps, accumulate: prior });
+          // The products of the transformed input, for a tolerance relative to their magnitude.
+          const xIn = fusedMatmulRef(W.map(Math.abs), x, nTokens, 1, cols, {
+            ...steps,
+            accumulate: undefined,
+          });
+          const label =
+            `${family.name} ${typeInfo(type).name} [${rows}, ${cols}] × ${nTokens} ${fusion.name} ` +
+            `(${
+              mm.plan(split, nTokens, {
+                input: steps.norm ? "norm" : steps.swiglu ? "swiglu" : "plain",
+                accumulate,
+              }).key
+            })`;
+          for (let i = 0; i < out.length; i++) {
+            const tol = 2e-5 * (Math.abs(xIn[0]) + Math.abs(ref[i]) + 1);
+            assert.ok(
+              Math.abs(out[i] - ref[i]) <= tol,
+              `${label}: out[${i}] = ${out[i]}, expected ${ref[i]}`,
+            );
+          }
+        }
+      }
+      for (const c of split.chunks) gpu.free(c.buffer);
+    }
+  });
+}

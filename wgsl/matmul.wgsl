@@ -12,9 +12,12 @@
 // dispatching. That is conservative: on Mesa 2x llvmpipe the constant-trip TB loops are unrolled and
 // only the cols/4 loop counted (a 262 144-column row came back short, TB = 16 × 16 384 columns did not).
 //
-// Bindings: 0 uniform P, 1 weight chunk (from the weights_<type>.wgsl include), 2 x, 3 out.
+// Bindings: 0 uniform P, 1 weight chunk (from the weights_<type>.wgsl include), 2 x, 3 out, 4 the
+// fusion's Aux (src/kernels/matmul_fusion.ts: RMSNorm gain or SwiGLU up; absent without one).
 // x is [nTokens, cols] f32 at element xOffset (a multiple of 4); out[t, row] is written at element
-// outOffset + t·outStride + row (the host folds the chunk's rowStart into outOffset).
+// outOffset + t·outStride + row (the host folds the chunk's rowStart into outOffset). A fused RMSNorm
+// multiplies the weights by the gain once per column group (shared by the TB tokens) and sums x²
+// per token over the loads the product does anyway.
 
 {{PARAMS}}
 
@@ -22,7 +25,7 @@
 #include "weights.wgsl"
 @group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> Out: array<f32>;
-
+{{FUSION}}
 override WG: u32 = 64;
 override TB: u32 = 8; // tokens per invocation, at most MAX_TB
 const MAX_TB: u32 = 16u;
@@ -43,19 +46,23 @@ fn main(
   let groups = P.cols >> 2u;
   var xb: array<u32, MAX_TB>; // start of each token's x row, in vec4 (tail tokens clamped)
   var acc: array<f32, MAX_TB>;
+  var ss: array<f32, MAX_TB>; // Σx² per token (fused RMSNorm only; folds away otherwise)
   for (var j = 0u; j < TB; j++) {
     xb[j] = (P.xOffset >> 2u) + min(t0 + j, P.nTokens - 1u) * groups;
     acc[j] = 0.0;
+    ss[j] = 0.0;
   }
   for (var g = 0u; g < groups; g++) {
-    let w = load4(row, g);
+    let w = load4(row, g) * xGain(g);
     for (var j = 0u; j < TB; j++) {
-      acc[j] += dot(w, X[xb[j] + g]);
+      let x = xIn(xb[j] + g);
+      acc[j] += dot(w, x);
+      ss[j] += xSquares(x);
     }
   }
   for (var j = 0u; j < TB; j++) {
     if (t0 + j < P.nTokens) {
-      Out[P.outOffset + (t0 + j) * P.outStride + row] = acc[j];
+      outStore(P.outOffset + (t0 + j) * P.outStride + row, acc[j] * xScale(ss[j]));
     }
   }
 }

@@ -38,8 +38,13 @@
 // decode; prefill uses matmul.wgsl unless asked for (x from the storage buffer by every lane: only
 // 1.2–1.5× faster than v1, and 10–30 s to compile per type on GL).
 //
+// Fusions (src/kernels/matmul_fusion.ts): x arrives through xIn and is multiplied by xGain (a fused
+// RMSNorm's gain) before the broadcast; Σx² is summed by the lanes that load x (subgroupAdd at the
+// end with subgroups) and the store scales by xScale and writes or adds (outStore). With the uniform
+// staging buffer the stage dispatch applies the prologue and only the store is fused here.
+//
 // Bindings: 0 uniform P, 1 weight chunk (the type file), 2 x (storage from xOffset, or the uniform
-// staging buffer from 0), 3 out. out[t, row] is written at outOffset + t·outStride + row (the host
+// staging buffer from 0), 3 out, 4 the fusion's Aux (storage x only). out[t, row] is written at outOffset + t·outStride + row (the host
 // folds the chunk's rowStart into outOffset). Workgroup (x, y) covers rows WG·ROWS·x… and tokens
 // TOKENS·y…; rows or tokens past the end are computed on clamped indices (so every lane of a
 // subgroup stays active and shares x) and not stored. Per-invocation loop trips: cols / group
@@ -50,7 +55,7 @@
 @group(0) @binding(0) var<uniform> P: MatmulParams;
 {{X_DECL}}
 @group(0) @binding(3) var<storage, read_write> Out: array<f32>;
-
+{{FUSION}}
 override WG: u32 = 64;
 var<private> lane: u32;
 

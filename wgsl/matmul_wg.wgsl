@@ -9,7 +9,8 @@
 // GPUs is untested here (no GPU on the development machines), so it is kept simple and correct.
 //
 // Bindings: 0 uniform P, 1 weight chunk (the weights_<type>.wgsl include), 2 x (from xOffset), 3 out
-// (out[row] at outOffset + row).
+// (out[row] at outOffset + row), 4 the fusion's Aux (src/kernels/matmul_fusion.ts). The lanes reduce
+// (dot product, Σx²) pairs; Σx² is 0 unless an RMSNorm is fused.
 
 {{PARAMS}}
 
@@ -17,9 +18,9 @@
 #include "weights.wgsl"
 @group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> Out: array<f32>;
-
+{{FUSION}}
 override WG: u32 = 64; // a power of two
-var<workgroup> partial: array<f32, WG>;
+var<workgroup> partial: array<vec2<f32>, WG>;
 
 @compute @workgroup_size(WG)
 fn main(
@@ -31,12 +32,13 @@ fn main(
   let row = min(wid.x + wid.y * nwg.x, P.rows - 1u); // uniform per workgroup; the host dispatches P.rows groups
   let groups = P.cols >> 2u;
   let xBase = P.xOffset >> 2u;
-  var acc = 0.0;
+  var acc = vec2<f32>(0.0); // (Σ w·x, Σ x²)
   for (var g = lid; g < groups; g += WG) {
-    acc += dot(load4(row, g), X[xBase + g]);
+    let x = xIn(xBase + g);
+    acc += vec2<f32>(dot(load4(row, g) * xGain(g), x), xSquares(x));
   }
   {{REDUCE}}
   if (lid == 0u) {
-    Out[P.outOffset + row] = total;
+    outStore(P.outOffset + row, total.x * xScale(total.y));
   }
 }

@@ -11,10 +11,9 @@
 import type { Gpu } from "../gpu/gpu.ts";
 import { ArgmaxKernel } from "../kernels/argmax.ts";
 import { AttentionKernel, type AttentionScratch } from "../kernels/attention.ts";
-import { ElementwiseKernel } from "../kernels/elementwise.ts";
 import { EmbeddingKernel } from "../kernels/embedding.ts";
 import { MatmulKernel } from "../kernels/matmul.ts";
-import { RmsNormKernel } from "../kernels/rmsnorm.ts";
+import { FORWARD_FUSIONS } from "../kernels/matmul_fusion.ts";
 import { RopeKernel } from "../kernels/rope.ts";
 import { SampleKernel } from "../kernels/sample.ts";
 import type { KvCache } from "../kv/cache.ts";
@@ -28,16 +27,15 @@ export type LogitRows = "none" | "last" | "all";
 export interface Kernels {
   /** Token embedding lookup. */
   embedding: EmbeddingKernel;
-  /** RMSNorm. */
-  rmsNorm: RmsNormKernel;
-  /** Matrix products for every weight type. */
+  /**
+   * Matrix products for every weight type, with the RMSNorms, SwiGLU and residual adds fused into
+   * them (`matmul_fusion.ts`).
+   */
   matmul: MatmulKernel;
   /** Rotary position embedding. */
   rope: RopeKernel;
   /** KV store and causal attention. */
   attention: AttentionKernel;
-  /** SwiGLU and residual add. */
-  elementwise: ElementwiseKernel;
   /** On-GPU argmax (greedy decoding). */
   argmax: ArgmaxKernel;
   /** On-GPU seeded temperature / top-k / top-p sampling. */
@@ -50,17 +48,15 @@ export interface Kernels {
  */
 export async function createKernels(gpu: Gpu, weightTypes?: readonly number[]): Promise<Kernels> {
   const types = weightTypes ? { types: weightTypes } : {};
-  const [embedding, rmsNorm, matmul, rope, attention, elementwise, argmax, sample] = await Promise.all([
+  const [embedding, matmul, rope, attention, argmax, sample] = await Promise.all([
     EmbeddingKernel.create(gpu, types),
-    RmsNormKernel.create(gpu),
-    MatmulKernel.create(gpu, types),
+    MatmulKernel.create(gpu, { ...types, fusions: FORWARD_FUSIONS }),
     RopeKernel.create(gpu),
     AttentionKernel.create(gpu),
-    ElementwiseKernel.create(gpu),
     ArgmaxKernel.create(gpu),
     SampleKernel.create(gpu),
   ]);
-  return { embedding, rmsNorm, matmul, rope, attention, elementwise, argmax, sample };
+  return { embedding, matmul, rope, attention, argmax, sample };
 }
 
 /**
@@ -78,10 +74,6 @@ export class RunState {
   readonly ringSize: number;
   /** Residual stream `[maxBatch, dim]`. */
   readonly x: GPUBuffer;
-  /** Normalised input of the current sub-block `[maxBatch, dim]`. */
-  readonly xb: GPUBuffer;
-  /** Sub-block output before the residual add `[maxBatch, dim]`. */
-  readonly xb2: GPUBuffer;
   /** Queries `[maxBatch, nHeads·headDim]`. */
   readonly q: GPUBuffer;
   /** New keys `[maxBatch, nKvHeads·headDim]`. */
@@ -90,12 +82,10 @@ export class RunState {
   readonly v: GPUBuffer;
   /** Attention output `[maxBatch, nHeads·headDim]`. */
   readonly att: GPUBuffer;
-  /** FFN gate, then SwiGLU output `[maxBatch, ffnDim]`. */
+  /** FFN gate `[maxBatch, ffnDim]`. */
   readonly hb: GPUBuffer;
   /** FFN up `[maxBatch, ffnDim]`. */
   readonly hb2: GPUBuffer;
-  /** SwiGLU output `[maxBatch, ffnDim]`. */
-  readonly hb3: GPUBuffer;
   /** Attention split-K partials for `maxBatch` queries over the whole context. */
   readonly scratch: AttentionScratch;
   /** Logits `[logitRows, vocab]`; grows on demand for teacher-forced evaluation. */
@@ -114,15 +104,12 @@ export class RunState {
     this.ringSize = maxSteps + 1;
     this.ids = gpu.createBuffer("state: ids", (maxBatch + this.ringSize) * 4);
     this.x = f32("x", c.dim);
-    this.xb = f32("xb", c.dim);
-    this.xb2 = f32("xb2", c.dim);
     this.q = f32("q", c.nHeads * c.headDim);
     this.k = f32("k", c.nKvHeads * c.headDim);
     this.v = f32("v", c.nKvHeads * c.headDim);
     this.att = f32("att", c.nHeads * c.headDim);
     this.hb = f32("hb", c.ffnDim);
     this.hb2 = f32("hb2", c.ffnDim);
-    this.hb3 = f32("hb3", c.ffnDim);
     this.scratch = kernels.attention.createScratch({
       nTokens: maxBatch,
       nHeads: c.nHeads,
@@ -184,32 +171,32 @@ export function encodeForward(
   k.embedding.encode(pass, s.x, s.ids, batch.idsSlot, n, w.tokenEmbd);
   for (let l = 0; l < c.nLayers; l++) {
     const lw = w.layers[l];
-    // attention: norm -> q, k, v -> rope (absolute positions) -> cache append -> attention over the
-    // cache's segments -> observe (compressing prefill only) -> output projection -> residual
-    k.rmsNorm.encode(pass, { x: s.x, w: lw.attnNorm, out: s.xb, rows: n, cols: c.dim, eps: c.normEps });
-    k.matmul.encode(pass, s.q, s.xb, lw.wq, n);
-    k.matmul.encode(pass, s.k, s.xb, lw.wk, n);
-    k.matmul.encode(pass, s.v, s.xb, lw.wv, n);
+    // attention: q, k, v of rmsnorm(x) (the norm fused into each product) -> rope (absolute
+    // positions) -> cache append -> attention over the cache's segments -> observe (compressing
+    // prefill only) -> x += output projection (the residual add fused into it)
+    const attnNorm = { norm: { weight: lw.attnNorm, eps: c.normEps } };
+    k.matmul.encode(pass, s.q, s.x, lw.wq, n, attnNorm);
+    k.matmul.encode(pass, s.k, s.x, lw.wk, n, attnNorm);
+    k.matmul.encode(pass, s.v, s.x, lw.wv, n, attnNorm);
     k.rope.encode(pass, { x: s.q, nHeads: c.nHeads, freqFactors: w.ropeFreqs, ...rope });
     k.rope.encode(pass, { x: s.k, nHeads: c.nKvHeads, freqFactors: w.ropeFreqs, ...rope });
     cache.append(pass, l, s.k, s.v, { n });
     cache.attend(pass, l, { q: s.q, out: s.att, scratch: s.scratch, n });
     cache.observe(pass, l, { q: s.q, scratch: s.scratch, n });
-    k.matmul.encode(pass, s.xb2, s.att, lw.wo, n);
-    k.elementwise.add(pass, { x: s.x, y: s.xb2, rows: n, cols: c.dim });
-    // ffn: norm -> gate, up -> swiglu -> down -> residual
-    k.rmsNorm.encode(pass, { x: s.x, w: lw.ffnNorm, out: s.xb, rows: n, cols: c.dim, eps: c.normEps });
-    k.matmul.encode(pass, s.hb, s.xb, lw.wGate, n);
-    k.matmul.encode(pass, s.hb2, s.xb, lw.wUp, n);
-    k.elementwise.swiglu(pass, { gate: s.hb, up: s.hb2, out: s.hb3, rows: n, cols: c.ffnDim });
-    k.matmul.encode(pass, s.xb2, s.hb3, lw.wDown, n);
-    k.elementwise.add(pass, { x: s.x, y: s.xb2, rows: n, cols: c.dim });
+    k.matmul.encode(pass, s.x, s.att, lw.wo, n, { accumulate: true });
+    // ffn: gate, up of rmsnorm(x) -> x += down(swiglu(gate, up)) (SwiGLU and the add fused into it)
+    const ffnNorm = { norm: { weight: lw.ffnNorm, eps: c.normEps } };
+    k.matmul.encode(pass, s.hb, s.x, lw.wGate, n, ffnNorm);
+    k.matmul.encode(pass, s.hb2, s.x, lw.wUp, n, ffnNorm);
+    k.matmul.encode(pass, s.x, s.hb, lw.wDown, n, { swiglu: s.hb2, accumulate: true });
   }
   cache.advance(n);
   if (batch.logits === "none") return;
-  // logits: final norm of the rows we need -> LM head
+  // logits: LM head of the final norm of the rows we need
   const rows = batch.logits === "all" ? n : 1;
   const xOffset = batch.logits === "all" ? 0 : (n - 1) * c.dim;
-  k.rmsNorm.encode(pass, { x: s.x, w: w.outputNorm, out: s.xb, rows, cols: c.dim, eps: c.normEps, xOffset });
-  k.matmul.encode(pass, s.logits, s.xb, w.output, rows);
+  k.matmul.encode(pass, s.logits, s.x, w.output, rows, {
+    xOffset,
+    norm: { weight: w.outputNorm, eps: c.normEps },
+  });
 }

@@ -319,13 +319,12 @@ export class Gpu {
   dispatch(
     pass: GPUComputePassEncoder,
     pipeline: GPUComputePipeline,
-    bindings: Binding[],
+    bindings: (Binding | undefined)[],
     workgroups: number | [number, number, number],
   ): void {
-    const entries = bindings.map((b, binding) => ({
-      binding,
-      resource: b instanceof GPUBuffer ? { buffer: b } : b,
-    }));
+    const entries = bindings.flatMap((b, binding) =>
+      b === undefined ? [] : [{ binding, resource: b instanceof GPUBuffer ? { buffer: b } : b }]
+    );
     const bindGroup = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     const [x, y, z] = typeof workgroups === "number" ? grid(workgroups) : workgroups;
     pass.setPipeline(pipeline);

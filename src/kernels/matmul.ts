@@ -9,8 +9,9 @@
  * | wg | decode on GPUs: one workgroup per row, coalesced reads, subgroup or shared-memory reduction | `wgsl/matmul_wg.wgsl` + `weights_<type>.wgsl` |
  *
  * Bindings of every family: 0 uniform `MatmulParams` { rows, cols, nTokens, xOffset, outOffset,
- * outStride }, 1 weight chunk, 2 x (f32), 3 out (f32). The measured version ladder is in the WGSL
- * headers and `bench/matmul_report.ts`.
+ * outStride, eps }, 1 weight chunk, 2 x (f32), 3 out (f32), 4 the fusion's Aux (RMSNorm gain or
+ * SwiGLU up; see `matmul_fusion.ts`). Every family takes every fusion. The measured version ladder is
+ * in the WGSL headers and `bench/matmul_report.ts`.
  *
  * @module
  */
@@ -30,6 +31,7 @@ import matmulRowsQ4_K from "../../wgsl/matmul_rows_q4_k.wgsl" with { type: "text
 import matmulRowsQ6_K from "../../wgsl/matmul_rows_q6_k.wgsl" with { type: "text" };
 import matmulStageWgsl from "../../wgsl/matmul_stage.wgsl" with { type: "text" };
 import matmulWgWgsl from "../../wgsl/matmul_wg.wgsl" with { type: "text" };
+import { fusionSuffix, fusionWgsl, type MatmulFusion, PLAIN } from "./matmul_fusion.ts";
 
 /**
  * Uniforms of the matmul kernels. Element offsets: x is read from `xOffset` (a multiple of 4), out[t, r]
@@ -42,10 +44,11 @@ const MatmulParams = params("MatmulParams", {
   xOffset: "u32",
   outOffset: "u32",
   outStride: "u32",
+  eps: "f32",
 });
 
-/** Uniforms of `matmul_stage.wgsl`: copy `n4` vec4 from vec4 index `x4` of x. */
-const StageParams = params("StageParams", { n4: "u32", x4: "u32" });
+/** Uniforms of `matmul_stage.wgsl`: stage `n4` vec4 from vec4 index `x4` of x (a `cols`-wide row). */
+const StageParams = params("StageParams", { n4: "u32", x4: "u32", cols: "u32", eps: "f32" });
 
 /** Largest per-invocation loop trip count we dispatch (llvmpipe kills invocations at 65 535). */
 export const LOOP_BUDGET = 60000;
@@ -134,6 +137,8 @@ export interface MatmulKernelOptions {
   workgroupSize?: number;
   /** Weight types (GGML ids) to compile up front; default all supported. See {@linkcode MatmulKernel.prepare}. */
   types?: readonly number[];
+  /** Fusions to compile up front for those types; default only the plain product. */
+  fusions?: readonly MatmulFusion[];
   /**
    * Decode (nTokens = 1) kernel family: `"rows"` (CPU adapters: each invocation streams whole rows),
    * `"wg"` (GPUs: a workgroup per row) or `"v1"` (`matmul.wgsl`, one token per invocation). Default
@@ -163,6 +168,15 @@ export interface MatmulEncodeOptions {
   outOffset?: number;
   /** Elements between out[t, 0] and out[t+1, 0]; default `w.rows`. */
   outStride?: number;
+  /**
+   * Fuse the RMSNorm before the product: x is read raw and the product is `W · rmsnorm(x[t]) ⊙
+   * weight` (`weight`: f32 `[cols]`).
+   */
+  norm?: { weight: GPUBuffer; eps: number };
+  /** Fuse SwiGLU before the product: x is the gate and the product is `W · (silu(x[t]) ⊙ up[t])` (`up` laid out like x). */
+  swiglu?: GPUBuffer;
+  /** Fuse the residual add after the product: `out[t] += W · x[t]`. */
+  accumulate?: boolean;
 }
 
 /**
@@ -242,30 +256,38 @@ export class MatmulKernel {
   /** Creates the kernel and compiles the pipelines for `opts.types` (default: every supported type). */
   static async create(gpu: Gpu, opts: MatmulKernelOptions = {}): Promise<MatmulKernel> {
     const k = new MatmulKernel(gpu, opts);
-    await k.prepare(opts.types ?? Object.values(TYPE_INFO).map((t) => t.id));
+    await k.prepare(opts.types ?? Object.values(TYPE_INFO).map((t) => t.id), opts.fusions);
     return k;
   }
 
-  /** Compiles (or fetches from the Gpu cache) the decode and prefill pipelines of `types`. */
-  async prepare(types: readonly number[]): Promise<void> {
+  /**
+   * Compiles (or fetches from the Gpu cache) the decode and prefill pipelines of `types`, for each
+   * of `fusions` (default: the plain product).
+   */
+  async prepare(types: readonly number[], fusions: readonly MatmulFusion[] = [PLAIN]): Promise<void> {
     const jobs: Promise<void>[] = [];
-    for (const type of types) {
-      jobs.push(this.#buildV1(type, 1), this.#buildV1(type, this.tokenBlock));
-      if (this.matvec === "rows" && ROWS_TYPES[typeInfo(type).id]) {
-        jobs.push(this.#buildRows(type, this.rowsInput, 1));
-        if (this.rowsTokenBlock > 0) {
-          jobs.push(this.#buildRows(type, this.#prefillInput, this.rowsTokenBlock));
+    for (const f of fusions) {
+      for (const type of types) {
+        jobs.push(this.#buildV1(type, 1, f), this.#buildV1(type, this.tokenBlock, f));
+        if (this.matvec === "rows" && ROWS_TYPES[typeInfo(type).id]) {
+          jobs.push(this.#buildRows(type, this.rowsInput, 1, f));
+          if (this.rowsTokenBlock > 0) {
+            jobs.push(this.#buildRows(type, this.#prefillInput, this.rowsTokenBlock, f));
+          }
         }
+        if (this.matvec === "wg") jobs.push(this.#buildWg(type, f));
       }
-      if (this.matvec === "wg") jobs.push(this.#buildWg(type));
+      if (this.matvec === "rows" && this.rowsInput === "uniform") jobs.push(this.#buildStage(f));
     }
-    if (this.matvec === "rows" && this.rowsInput === "uniform") jobs.push(this.#buildStage());
     await Promise.all(jobs);
   }
 
-  /** The pipeline key of `matmul.wgsl` for a type and token block, e.g. `"matmul:q4_k:tb8:wg64"`. */
-  key(type: number, tokenBlock: number): string {
-    return `matmul:${typeInfo(type).name}:tb${tokenBlock}:wg${this.workgroupSize}`;
+  /**
+   * The pipeline key of `matmul.wgsl` for a type, token block and fusion, e.g.
+   * `"matmul:q4_k:tb8:wg64"` or `"matmul:q4_0:tb1:wg64+swiglu+acc"`.
+   */
+  key(type: number, tokenBlock: number, fusion: MatmulFusion = PLAIN): string {
+    return `matmul:${typeInfo(type).name}:tb${tokenBlock}:wg${this.workgroupSize}${fusionSuffix(fusion)}`;
   }
 
   /** Rows per invocation of the "rows" kernel for decoding `type`. */
@@ -288,16 +310,25 @@ export class MatmulKernel {
     return { input, rows: tokens === 1 ? this.#rowsFor(type, input) : prefillRows };
   }
 
-  #rowsKey(type: number, tokens: number): string {
+  #rowsKey(type: number, tokens: number, fusion: MatmulFusion): string {
     const { input, rows } = this.#rowsShape(type, tokens);
     const x = { subgroup: "sg", uniform: "ubo", storage: "ssbo" }[input];
-    return `matmul_rows:${typeInfo(type).name}:${x}:r${rows}:t${tokens}:wg${this.workgroupSize}`;
+    // The staged path fuses only the store here (the stage dispatch takes the prologue).
+    const f = input === "uniform" ? { input: "plain" as const, accumulate: fusion.accumulate } : fusion;
+    return `matmul_rows:${typeInfo(type).name}:${x}:r${rows}:t${tokens}:wg${this.workgroupSize}${
+      fusionSuffix(f)
+    }`;
   }
 
-  #wgKey(type: number): string {
+  #wgKey(type: number, fusion: MatmulFusion): string {
     return `matmul_wg:${typeInfo(type).name}:${
       this.#gpu.hasSubgroups ? "sg" : "shared"
-    }:wg${this.workgroupSize}`;
+    }:wg${this.workgroupSize}${fusionSuffix(fusion)}`;
+  }
+
+  #stageKey(fusion: MatmulFusion): string {
+    const input = fusion.input === "plain" ? "" : `+${fusion.input}`;
+    return `matmul_stage:wg${this.workgroupSize}${input}`;
   }
 
   /**
@@ -305,18 +336,30 @@ export class MatmulKernel {
    * and profiles): the pipeline key (e.g. `"matmul_rows:q4_0:sg:r2:t1:wg64"`), the kernel family,
    * and whether x is first copied to the uniform staging buffer (one extra dispatch).
    */
-  plan(w: GpuWeight, nTokens: number): { key: string; kernel: "v1" | "rows" | "wg"; staged: boolean } {
+  plan(
+    w: GpuWeight,
+    nTokens: number,
+    fusion: MatmulFusion = PLAIN,
+  ): { key: string; kernel: "v1" | "rows" | "wg"; staged: boolean } {
     const rt = ROWS_TYPES[w.type];
     const rowsFit = this.matvec === "rows" && rt !== undefined && w.cols % rt.groupCols === 0;
     if (nTokens === 1) {
       if (rowsFit && (this.rowsInput === "subgroup" || w.cols * 4 <= STAGE_BYTES)) {
-        return { key: this.#rowsKey(w.type, 1), kernel: "rows", staged: this.rowsInput === "uniform" };
+        return {
+          key: this.#rowsKey(w.type, 1, fusion),
+          kernel: "rows",
+          staged: this.rowsInput === "uniform",
+        };
       }
-      if (this.matvec === "wg") return { key: this.#wgKey(w.type), kernel: "wg", staged: false };
+      if (this.matvec === "wg") return { key: this.#wgKey(w.type, fusion), kernel: "wg", staged: false };
     } else if (rowsFit && this.rowsTokenBlock > 0) {
-      return { key: this.#rowsKey(w.type, this.rowsTokenBlock), kernel: "rows", staged: false };
+      return { key: this.#rowsKey(w.type, this.rowsTokenBlock, fusion), kernel: "rows", staged: false };
     }
-    return { key: this.key(w.type, nTokens === 1 ? 1 : this.tokenBlock), kernel: "v1", staged: false };
+    return {
+      key: this.key(w.type, nTokens === 1 ? 1 : this.tokenBlock, fusion),
+      kernel: "v1",
+      staged: false,
+    };
   }
 
   /**
@@ -336,12 +379,13 @@ export class MatmulKernel {
     this.#pipelines.set(key, pipeline);
   }
 
-  async #buildV1(type: number, tb: number): Promise<void> {
-    const key = this.key(type, tb);
+  async #buildV1(type: number, tb: number, fusion: MatmulFusion): Promise<void> {
+    const key = this.key(type, tb, fusion);
     if (this.#pipelines.has(key)) return;
     const reader = weightReader(type);
     const code = expandWgsl("matmul.wgsl", { "matmul.wgsl": matmulWgsl, "weights.wgsl": reader.code }, {
       PARAMS: MatmulParams.wgsl(),
+      FUSION: fusionWgsl(fusion),
     });
     const pipeline = await this.#gpu.pipeline({
       key,
@@ -352,24 +396,32 @@ export class MatmulKernel {
     this.#pipelines.set(key, pipeline);
   }
 
-  #buildRows(type: number, input: RowsInput, tokens: number): Promise<void> {
+  #buildRows(type: number, input: RowsInput, tokens: number, fusion: MatmulFusion): Promise<void> {
     const rt = ROWS_TYPES[typeInfo(type).id]!;
     const { rows: r } = this.#rowsShape(type, tokens);
     const rows = [...Array(r).keys()];
     const toks = [...Array(tokens).keys()];
+    // x vec4 `c` of token t's group: the prologue (xIn), Σx² of the raw value, then the gain.
     const xLoads = (t: number) => {
       if (input === "subgroup") {
+        // Lanes 0..7 load the 8 vec4 of a broadcast; wider subgroups' other lanes load duplicates.
         return [...Array(rt.x4 / 8).keys()].map((k) =>
-          `{ let v = X[xb${t} + c4 + ${8 * k}u + lane] * MV_XSCALE; ` +
-          [...Array(8).keys()].map((i) => `xs[${8 * k + i}] = subgroupBroadcast(v, ${i}u);`).join(" ") + " }"
+          `{ let c = c4 + ${8 * k}u + lane; let v = xIn(xb${t} + c); ` +
+          `ss${t} += select(0.0, xSquares(v), lane < 8u); let s = v * xGain(c) * MV_XSCALE; ` +
+          [...Array(8).keys()].map((i) => `xs[${8 * k + i}] = subgroupBroadcast(s, ${i}u);`).join(" ") + " }"
         ).join("\n    ");
       }
-      const base = input === "uniform" ? "" : `xb${t} + `;
-      return [...Array(rt.x4).keys()].map((i) => `xs[${i}] = X[${base}c4 + ${i}u] * MV_XSCALE;`).join(" ");
+      if (input === "uniform") {
+        return [...Array(rt.x4).keys()].map((i) => `xs[${i}] = xIn(c4 + ${i}u) * MV_XSCALE;`).join(" ");
+      }
+      return [...Array(rt.x4).keys()].map((i) =>
+        `{ let v = xIn(xb${t} + c4 + ${i}u); ss${t} += xSquares(v); xs[${i}] = v * xGain(c4 + ${i}u) * MV_XSCALE; }`
+      ).join("\n    ");
     };
     const decls = [
       ...rows.map((j) => `let row${j} = min(r0 + ${j}u, lastRow);`),
       ...toks.map((t) => `let xb${t} = xBase + min(t0 + ${t}u, lastToken) * cols4;`),
+      ...toks.map((t) => `var ss${t} = 0.0;`),
       ...rows.flatMap((j) => toks.map((t) => `var acc${j}_${t} = vec4<f32>(0.0);`)),
     ];
     // Decode: mvGroup per row; prefill: each row's weights once (mvLoad), then mvDot per token.
@@ -379,18 +431,24 @@ export class MatmulKernel {
         `${xLoads(t)}\n    ${rows.map((j) => `acc${j}_${t} += mvDot(&w${j}, &xs);`).join(" ")}`
       ),
     ];
-    const stores = rows.flatMap((j) =>
-      toks.map((t) =>
-        `if (r0 + ${j}u < P.rows && t0 + ${t}u < P.nTokens) { ` +
-        `Out[P.outOffset + (t0 + ${t}u) * P.outStride + r0 + ${j}u] = dot(acc${j}_${t}, vec4<f32>(1.0)); }`
-      )
-    );
     const sg = input === "subgroup";
+    const norm = fusion.input === "norm" && input !== "uniform";
+    const stores = [
+      ...(norm && sg ? toks.map((t) => `ss${t} = subgroupAdd(ss${t});`) : []),
+      ...rows.flatMap((j) =>
+        toks.map((t) =>
+          `if (r0 + ${j}u < P.rows && t0 + ${t}u < P.nTokens) { ` +
+          `outStore(P.outOffset + (t0 + ${t}u) * P.outStride + r0 + ${j}u, ` +
+          `dot(acc${j}_${t}, vec4<f32>(1.0)) * xScale(ss${t})); }`
+        )
+      ),
+    ];
     const code = expandWgsl("matmul_rows.wgsl", {
       "matmul_rows.wgsl": matmulRowsWgsl,
       "rows_type.wgsl": rt.code,
     }, {
       PARAMS: MatmulParams.wgsl(),
+      FUSION: fusionWgsl(fusion, { xStaged: input === "uniform" }),
       X_DECL: input === "uniform"
         ? `@group(0) @binding(2) var<uniform> X: array<vec4<f32>, ${STAGE_BYTES / 16}>;`
         : "@group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;",
@@ -402,17 +460,17 @@ export class MatmulKernel {
       BODY: body.join("\n    "),
       STORES: stores.join("\n  "),
     });
-    return this.#build(this.#rowsKey(type, tokens), `matmul_rows.wgsl + ${rt.file}`, code);
+    return this.#build(this.#rowsKey(type, tokens, fusion), `matmul_rows.wgsl + ${rt.file}`, code);
   }
 
-  #buildWg(type: number): Promise<void> {
+  #buildWg(type: number, fusion: MatmulFusion): Promise<void> {
     const reader = weightReader(type);
     const sg = this.#gpu.hasSubgroups;
     const reduce = sg
       ? `let s = subgroupAdd(acc);
-  partial[lid] = select(0.0, s, sgLane == 0u);
+  partial[lid] = select(vec2<f32>(0.0), s, sgLane == 0u);
   workgroupBarrier();
-  var total = 0.0;
+  var total = vec2<f32>(0.0);
   if (lid == 0u) {
     for (var i = 0u; i < WG; i++) {
       total += partial[i];
@@ -431,18 +489,30 @@ export class MatmulKernel {
       { "matmul_wg.wgsl": matmulWgWgsl, "weights.wgsl": reader.code },
       {
         PARAMS: MatmulParams.wgsl(),
+        FUSION: fusionWgsl(fusion),
         SG_PARAMS: sg ? "@builtin(subgroup_invocation_id) sgLane: u32," : "",
         REDUCE: reduce,
       },
     );
-    return this.#build(this.#wgKey(type), `matmul_wg.wgsl + ${reader.file}`, code);
+    return this.#build(this.#wgKey(type, fusion), `matmul_wg.wgsl + ${reader.file}`, code);
   }
 
-  #buildStage(): Promise<void> {
+  /** The x staging pipeline with `fusion`'s prologue (entry `norm` for RMSNorm, else `main`). */
+  async #buildStage(fusion: MatmulFusion): Promise<void> {
+    const key = this.#stageKey(fusion);
+    if (this.#pipelines.has(key)) return;
     const code = expandWgsl("matmul_stage.wgsl", { "matmul_stage.wgsl": matmulStageWgsl }, {
       PARAMS: StageParams.wgsl(),
+      FUSION: fusionWgsl(fusion, { store: false }),
     });
-    return this.#build(`matmul_stage:wg${this.workgroupSize}`, "matmul_stage.wgsl", code);
+    const pipeline = await this.#gpu.pipeline({
+      key,
+      file: "matmul_stage.wgsl",
+      code,
+      entryPoint: fusion.input === "norm" ? "norm" : "main",
+      constants: { WG: this.workgroupSize },
+    });
+    this.#pipelines.set(key, pipeline);
   }
 
   #pipeline(key: string, w: GpuWeight): GPUComputePipeline {
@@ -475,18 +545,26 @@ export class MatmulKernel {
     const outStride = opts.outStride ?? rows;
     const tb = nTokens === 1 ? 1 : this.tokenBlock;
     checkShape(w, nTokens, xOffset);
-    const plan = this.plan(w, nTokens);
+    const fusion = fusionOf(w, opts);
+    const plan = this.plan(w, nTokens, fusion);
     const trips = this.tripCount(w, nTokens);
     if (trips > LOOP_BUDGET) {
       throw new RangeError(
         `Cannot encode matmul for "${w.name}": ${plan.key} loops ${trips} times per invocation for a ${w.cols}-column row, over llvmpipe's budget of ${LOOP_BUDGET}`,
       );
     }
-    if ((xOffset + nTokens * cols) * 4 > x.size) {
+    const xBytes = (xOffset + nTokens * cols) * 4;
+    if (xBytes > x.size) {
       throw new RangeError(
-        `Cannot encode matmul for "${w.name}": x needs ${
-          (xOffset + nTokens * cols) * 4
-        } bytes: current size is ${x.size}`,
+        `Cannot encode matmul for "${w.name}": x needs ${xBytes} bytes: current size is ${x.size}`,
+      );
+    }
+    const aux = opts.norm?.weight ?? opts.swiglu;
+    const auxBytes = opts.norm ? cols * 4 : xBytes;
+    if (aux && auxBytes > aux.size) {
+      const what = opts.norm ? "the RMSNorm weight" : "SwiGLU's up";
+      throw new RangeError(
+        `Cannot encode matmul for "${w.name}": ${what} needs ${auxBytes} bytes: current size is ${aux.size}`,
       );
     }
     const outEnd = outOffset + (nTokens - 1) * outStride + rows;
@@ -496,14 +574,19 @@ export class MatmulKernel {
       );
     }
     const pipeline = this.#pipeline(plan.key, w);
+    const eps = opts.norm?.eps ?? 0;
     let xBinding: GPUBuffer | GPUBufferBinding = x;
+    let auxBinding = aux;
     if (plan.staged) {
+      // x, with the prologue applied, goes to the uniform buffer; the product fuses only the store.
       this.#staging ??= this.#gpu.createBuffer("matmul: staged x", STAGE_BYTES, 0x40 | 0x80 | 0x08);
-      const stage = this.#pipeline(`matmul_stage:wg${this.workgroupSize}`, w);
+      const stage = this.#pipeline(this.#stageKey(fusion), w);
       const n4 = cols / 4;
-      const uniform = this.#gpu.uniform(StageParams, { n4, x4: xOffset / 4 });
-      this.#gpu.dispatch(pass, stage, [uniform, x, this.#staging], Math.ceil(n4 / this.workgroupSize));
+      const uniform = this.#gpu.uniform(StageParams, { n4, x4: xOffset / 4, cols, eps });
+      const groups = fusion.input === "norm" ? 1 : Math.ceil(n4 / this.workgroupSize);
+      this.#gpu.dispatch(pass, stage, [uniform, x, this.#staging, undefined, aux], groups);
       xBinding = { buffer: this.#staging, offset: 0, size: STAGE_BYTES };
+      auxBinding = undefined;
     }
     const blocks = Math.ceil(nTokens / tb);
     for (const c of w.chunks) {
@@ -514,6 +597,7 @@ export class MatmulKernel {
         xOffset,
         outOffset: outOffset + c.rowStart,
         outStride,
+        eps,
       });
       let workgroups: number | [number, number, number];
       if (plan.kernel === "rows") {
@@ -525,9 +609,18 @@ export class MatmulKernel {
       } else {
         workgroups = Math.ceil((c.rowCount * blocks) / this.workgroupSize);
       }
-      this.#gpu.dispatch(pass, pipeline, [uniform, c.buffer, xBinding, out], workgroups);
+      this.#gpu.dispatch(pass, pipeline, [uniform, c.buffer, xBinding, out, auxBinding], workgroups);
     }
   }
+}
+
+/** The fusion `opts` ask for (RMSNorm and SwiGLU exclude each other: the product has one input). */
+function fusionOf(w: GpuWeight, opts: MatmulEncodeOptions): MatmulFusion {
+  if (opts.norm && opts.swiglu) {
+    throw new RangeError(`Cannot encode matmul for "${w.name}": norm and swiglu cannot both be fused`);
+  }
+  const input = opts.norm ? "norm" : opts.swiglu ? "swiglu" : "plain";
+  return { input, accumulate: !!opts.accumulate };
 }
 
 function checkShape(w: GpuWeight, nTokens: number, xOffset: number): void {

@@ -6,6 +6,7 @@
  */
 
 import { f32ToF16, GgmlType, quantizeQ4_0, quantizeQ8_0, tensorBytes, typeInfo } from "../model/quant.ts";
+import { add, rmsNorm, swiglu } from "./ops.ts";
 
 /**
  * `out[t, r] = Σ_c W[r, c] · x[t, c]` with W `[rows, cols]` and x `[nTokens, cols]`, row-major;
@@ -37,6 +38,46 @@ export function matmulRef(
     }
   }
   return out;
+}
+
+/** The steps a fused product takes over (see `src/kernels/matmul_fusion.ts`). */
+export interface FusedMatmulSteps {
+  /** RMSNorm of each x row first, with this gain `[cols]` and epsilon. */
+  norm?: { weight: Float32Array; eps: number };
+  /** SwiGLU first: x is the gate, this the up projection (laid out like x). */
+  swiglu?: Float32Array;
+  /** Residual add after: the result is `accumulate + W · x'` (`[nTokens, rows]`). */
+  accumulate?: Float32Array;
+}
+
+/**
+ * The fused product as the unfused steps compute it: `[accumulate +] W · x'` with x' = x,
+ * RMSNorm(x) or SwiGLU(x, up). The oracle of the fused kernels.
+ *
+ * @example
+ * ```ts
+ * import { fusedMatmulRef } from "./matmul.ts";
+ * const W = new Float32Array([1, 0, 0, 1]);
+ * const out = fusedMatmulRef(W, new Float32Array([3, 4]), 1, 2, 2, {
+ *   norm: { weight: new Float32Array([1, 1]), eps: 0 },
+ *   accumulate: new Float32Array([10, 10]),
+ * });
+ * console.log(out); // ≈ [10.8485, 11.1314]
+ * ```
+ */
+export function fusedMatmulRef(
+  W: Float32Array,
+  x: Float32Array,
+  nTokens: number,
+  rows: number,
+  cols: number,
+  steps: FusedMatmulSteps,
+): Float32Array {
+  let input = x.subarray(0, nTokens * cols);
+  if (steps.norm) input = rmsNorm(input, steps.norm.weight, nTokens, cols, steps.norm.eps);
+  if (steps.swiglu) input = swiglu(input, steps.swiglu.subarray(0, nTokens * cols));
+  const out = matmulRef(W, input, nTokens, rows, cols);
+  return steps.accumulate ? add(steps.accumulate, out) : out;
 }
 
 /**
