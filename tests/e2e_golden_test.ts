@@ -57,14 +57,17 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
-for (const [model, prompt, type] of CASES) {
+// Both forward paths: RMSNorm and SwiGLU fused into the products, and as their own dispatches.
+for (const [[model, prompt, type], fuseInputs] of CASES.flatMap((c) => [[c, true], [c, false]] as const)) {
+  const path = fuseInputs ? "fused" : "unfused";
   gpuTest(
-    `${model} teacher-forced logits match llama.cpp and the exact reference (${prompt})`,
+    `${model} teacher-forced logits match llama.cpp and the exact reference (${prompt}, ${path})`,
     async (gpu) => {
       const ref = await golden(`${model}.${prompt}.json`);
       const exact = await golden(`exact/${model}.${prompt}.json`);
       assert.deepEqual(exact.teacher_forced_ids, ref.generated_ids);
-      const m = await loadModel(`${SHARED}models/${model}.gguf`, { gpu, contextLength: 128 });
+      const m = await loadModel(`${SHARED}models/${model}.gguf`, { gpu, contextLength: 128, fuseInputs });
+      assert.equal(m.kernels.fuseInputs, fuseInputs);
       try {
         const ids = [...ref.prompt_ids, ...ref.generated_ids!];
         const all = await m.evaluate(ids);

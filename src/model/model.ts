@@ -5,7 +5,14 @@
  * @module
  */
 
-import { createKernels, encodeForward, type Kernels, type LogitRows, RunState } from "../engine/forward.ts";
+import {
+  createKernels,
+  encodeForward,
+  fuseInputsFor,
+  type Kernels,
+  type LogitRows,
+  RunState,
+} from "../engine/forward.ts";
 import { Gpu } from "../gpu/gpu.ts";
 import { GpuProfiler, type ProfileReport } from "../gpu/profile.ts";
 import { KvCache, type KvStats } from "../kv/cache.ts";
@@ -44,6 +51,12 @@ export interface LoadOptions {
    * `timestamp-query` report that they cannot.
    */
   profile?: boolean;
+  /**
+   * Run the RMSNorms and SwiGLU inside the matrix products (true) or as their own dispatches
+   * (false). Default: the measured choice for the adapter and model size (`fuseInputsFor`). For
+   * benchmarks; both give the same tokens.
+   */
+  fuseInputs?: boolean;
 }
 
 export type { KvStats };
@@ -101,7 +114,9 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
         w.output,
         ...w.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]),
       ];
-      const kernels = await createKernels(gpu, [...new Set(matrices.map((m) => m.type))]);
+      const kernels = await createKernels(gpu, [...new Set(matrices.map((m) => m.type))], {
+        fuseInputs: options.fuseInputs ?? fuseInputsFor(gpu, config),
+      });
       const batch = Math.max(1, Math.min(options.batchSize ?? 64, capacity));
       const cache = await KvCache.create(gpu, config, capacity, kernels.attention, options.kv, {
         maxBatch: batch, // KIVI's residual ring takes one batch beyond R
@@ -500,12 +515,14 @@ export class Model {
       const b of [
         s.ids,
         s.x,
+        s.xb,
         s.q,
         s.k,
         s.v,
         s.att,
         s.hb,
         s.hb2,
+        s.hb3,
         s.logits,
         s.scratch.acc,
         s.scratch.ml,
