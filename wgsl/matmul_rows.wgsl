@@ -33,6 +33,12 @@
 //    32 weights (d·sc·Σq·x − dmin·m·Σx): 0.37 → 3.7 G weights/s; Q6_K (53 words per block, not
 //    vec4-aligned) reads words and builds four 6-bit q per 3 word operations: 0.38 → 2.0. Written
 //    as loops over the block's words they ran 3× slower than v1 (dynamically indexed local arrays).
+// v6 K-quant prefill rows (2048 × 2048, 16-token products, 8 tokens per invocation, G weight·tokens/s
+//    per core; `matmul_report.ts --tokens 16 --sweep`): Q4_K 4.25 (1 row) → 5.99 (2) → 6.41 (3) →
+//    7.00 (4 rows); Q6_K 4.43 → 4.82 → 5.22 → 5.35; v1 (tb8) 1.0 for both. Unrolled rows cost
+//    compile time, paid at the first prefill (lavapipe compiles lazily; then Mesa's disk cache):
+//    1.0, 1.7, 3.0, 3.3 s per pipeline, and a model has a pipeline per type and fusion. Kept: Q4_K
+//    2 rows (+41% for +0.7 s), Q6_K 1 row (+9% was not worth +0.9 s).
 //
 // Without subgroups (GL, or a subgroup size below 8) x is the uniform staging buffer of v2 for
 // decode; prefill uses matmul.wgsl unless asked for (x from the storage buffer by every lane: only

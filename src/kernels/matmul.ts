@@ -127,6 +127,7 @@ const DEFAULT_PREFILL_ROWS: Partial<Record<GgmlType, number>> = {
   [GgmlType.F16]: 2,
   [GgmlType.Q8_0]: 4,
   [GgmlType.Q4_0]: 3,
+  [GgmlType.Q4_K]: 2,
 };
 
 /** Options for {@linkcode MatmulKernel.create}. */
