@@ -129,7 +129,15 @@ export {
   EmbeddingKernel,
   type EmbeddingKernelOptions,
 } from "./src/kernels/embedding.ts";
-export { type MatmulEncodeOptions, MatmulKernel, type MatmulKernelOptions } from "./src/kernels/matmul.ts";
+export {
+  type MatmulEncodeOptions,
+  MatmulKernel,
+  type MatmulKernelOptions,
+  type MatmulPlan,
+  type MatmulProduct,
+  type MatmulRope,
+} from "./src/kernels/matmul.ts";
+export { fusionSuffix, type MatmulFusion, PLAIN } from "./src/kernels/matmul_fusion.ts";
 export { type RmsNormArgs, RmsNormKernel } from "./src/kernels/rmsnorm.ts";
 export { type RopeArgs, RopeKernel } from "./src/kernels/rope.ts";
 export {

@@ -315,6 +315,7 @@ gpuTest(
       key: "matmul_rows:q4_0:ubo:r4:t1:wg64",
       kernel: "rows",
       staged: true,
+      ropeInStore: false,
     });
     assert.equal(mm.plan(fake(16640), 1).kernel, "v1");
     // Prefill reads x from the storage buffer: no size limit, no staging.
@@ -322,6 +323,7 @@ gpuTest(
       key: "matmul_rows:q4_0:ssbo:r3:t8:wg64",
       kernel: "rows",
       staged: false,
+      ropeInStore: false,
     });
     const v1 = await MatmulKernel.create(gpu, { matvec: "rows", rowsTokenBlock: 0, types: [GgmlType.Q4_0] });
     assert.equal(v1.plan(fake(256), 2).kernel, "v1");
@@ -454,6 +456,27 @@ const FUSION_CASES: {
   },
   { name: "accumulate", steps: () => ({}) },
   { name: "swiglu+accumulate", steps: (x, _cols, seed) => ({ swiglu: randomFloats(x.length, seed) }) },
+  // Heads of 24 channels (rows 36 = 1.5 heads would be rejected: the shapes below are whole heads),
+  // 16 of them rotated, far positions, and Llama 3.1-style per-pair divisors.
+  {
+    name: "norm+rope",
+    steps: (_x, cols, seed) => ({
+      norm: { weight: randomFloats(cols, seed), eps: 1e-5 },
+      rope: { pos0: 1234, headDim: 24, ropeDim: 16, freqBase: 10000, angles: "ggml" as const },
+    }),
+  },
+  {
+    name: "rope",
+    steps: (_x, _cols, seed) => ({
+      rope: {
+        pos0: 7,
+        headDim: 24,
+        freqBase: 500000,
+        freqFactors: randomFloats(12, seed).map((v) => 1 + 4 * Math.abs(v)),
+        angles: "ggml" as const,
+      },
+    }),
+  },
 ];
 
 /** Runs one fused product; `prior` is out's content before it (accumulated into, or not). */
@@ -487,16 +510,18 @@ async function runFused(
   const outBuf = gpu.upload("out", init);
   const enc = gpu.device.createCommandEncoder();
   const pass = enc.beginComputePass();
+  const factors = steps.rope?.freqFactors && gpu.upload("rope factors", steps.rope.freqFactors);
   mm.encode(pass, outBuf, xBuf, w, nTokens, {
     ...o,
     norm: steps.norm && { weight: aux!, eps: steps.norm.eps },
     swiglu: steps.swiglu && aux,
     accumulate,
+    rope: steps.rope && { ...steps.rope, freqFactors: factors },
   });
   pass.end();
   gpu.submit(enc);
   const raw = new Float32Array(await gpu.read(outBuf, 0, outLen * 4));
-  for (const b of [xBuf, outBuf, aux]) if (b) gpu.free(b);
+  for (const b of [xBuf, outBuf, aux, factors]) if (b) gpu.free(b);
   const out = new Float32Array(nTokens * w.rows);
   for (let t = 0; t < nTokens; t++) {
     const at = o.outOffset + t * o.outStride;
@@ -521,60 +546,77 @@ const FUSED_FAMILIES: (DecodeVariant & { types?: GgmlType[] })[] = [
 ];
 
 for (const family of FUSED_FAMILIES) {
-  gpuTest(`MatmulKernel fuses RMSNorm, SwiGLU and the residual add in ${family.name}`, async (shared) => {
-    if (family.subgroups && !(shared.hasSubgroups && shared.subgroupMinSize >= 8)) return;
-    const gpu = family.noSubgroups && shared.hasSubgroups
-      ? await (plainGpu ??= Gpu.create({ disableSubgroups: true }))
-      : shared;
-    const types = family.types ?? [GgmlType.F32, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K];
-    const mm = await MatmulKernel.create(gpu, {
-      ...family.opts,
-      types,
-      fusions: [
-        { input: "norm", accumulate: false },
-        { input: "plain", accumulate: true },
-        { input: "swiglu", accumulate: true },
-      ],
-    });
-    let seed = 900;
-    for (const type of types) {
-      const [rows, cols] = DECODE_SHAPES[type][1];
-      const raw = randomWeightBytes(type, rows, cols, seed++);
-      const W = dequantize(type, raw, rows * cols);
-      const split = uploadWeight(gpu, "w split", type, rows, cols, raw, {
-        maxChunkBytes: gpuRowBytes(type, cols) * Math.ceil(rows / 3),
+  gpuTest(
+    `MatmulKernel fuses RMSNorm, SwiGLU, RoPE and the residual add in ${family.name}`,
+    async (shared) => {
+      if (family.subgroups && !(shared.hasSubgroups && shared.subgroupMinSize >= 8)) return;
+      const gpu = family.noSubgroups && shared.hasSubgroups
+        ? await (plainGpu ??= Gpu.create({ disableSubgroups: true }))
+        : shared;
+      const types = family.types ?? [GgmlType.F32, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K];
+      const mm = await MatmulKernel.create(gpu, {
+        ...family.opts,
+        types,
+        fusions: [
+          { input: "plain", accumulate: false },
+          { input: "norm", accumulate: false },
+          { input: "plain", accumulate: true },
+          { input: "swiglu", accumulate: true },
+          { input: "norm", accumulate: false, rope: true },
+          { input: "plain", accumulate: false, rope: true },
+        ],
       });
-      for (const nTokens of [1, 6]) {
-        for (const fusion of FUSION_CASES) {
-          const x = randomFloats(nTokens * cols, seed++);
-          const steps = fusion.steps(x, cols, seed++);
-          const accumulate = fusion.name.endsWith("accumulate");
-          const prior = accumulate ? randomFloats(nTokens * rows, seed++) : new Float32Array(nTokens * rows);
-          const out = await runFused(gpu, mm, split, x, nTokens, steps, accumulate, prior);
-          const ref = fusedMatmulRef(W, x, nTokens, rows, cols, { ...steps, accumulate: prior });
-          // The products of the transformed input, for a tolerance relative to their magnitude.
-          const xIn = fusedMatmulRef(W.map(Math.abs), x, nTokens, 1, cols, {
-            ...steps,
-            accumulate: undefined,
+      let seed = 900;
+      for (const type of types) {
+        const cols = DECODE_SHAPES[type][1][1];
+        // Odd row counts in three chunks; RoPE needs whole heads (5 × 24 rows): chunks of 40 rows keep
+        // row pairs together (rotated in the store), chunks of 41 split a pair (a rope dispatch after).
+        const weights = [[DECODE_SHAPES[type][1][0], 0], [120, 40], [120, 41]].map(([rows, chunkRows]) => {
+          const raw = randomWeightBytes(type, rows, cols, seed++);
+          const w = uploadWeight(gpu, "w split", type, rows, cols, raw, {
+            maxChunkBytes: gpuRowBytes(type, cols) * (chunkRows || Math.ceil(rows / 3)),
           });
-          const label =
-            `${family.name} ${typeInfo(type).name} [${rows}, ${cols}] × ${nTokens} ${fusion.name} ` +
-            `(${
-              mm.plan(split, nTokens, {
-                input: steps.norm ? "norm" : steps.swiglu ? "swiglu" : "plain",
-                accumulate,
-              }).key
-            })`;
-          for (let i = 0; i < out.length; i++) {
-            const tol = 2e-5 * (Math.abs(xIn[0]) + Math.abs(ref[i]) + 1);
-            assert.ok(
-              Math.abs(out[i] - ref[i]) <= tol,
-              `${label}: out[${i}] = ${out[i]}, expected ${ref[i]}`,
-            );
+          return { w, W: dequantize(type, raw, rows * cols), rows };
+        });
+        for (const nTokens of [1, 6]) {
+          for (const fusion of FUSION_CASES) {
+            const x = randomFloats(nTokens * cols, seed++);
+            const steps = fusion.steps(x, cols, seed++);
+            const accumulate = fusion.name.endsWith("accumulate");
+            const input = steps.norm ? "norm" : steps.swiglu ? "swiglu" : "plain";
+            for (const { w, W, rows } of steps.rope ? weights.slice(1) : weights.slice(0, 1)) {
+              const prior = accumulate
+                ? randomFloats(nTokens * rows, seed++)
+                : new Float32Array(nTokens * rows);
+              const out = await runFused(gpu, mm, w, x, nTokens, steps, accumulate, prior);
+              const ref = fusedMatmulRef(W, x, nTokens, rows, cols, { ...steps, accumulate: prior });
+              // Σ|W[0, c]·x'[0, c]|: the magnitude of the products, for a relative tolerance.
+              const mag = fusedMatmulRef(W.map(Math.abs), x, 1, 1, cols, { ...steps, rope: undefined })[0];
+              const plan = mm.plan(w, nTokens, { input, accumulate, rope: !!steps.rope });
+              const label =
+                `${family.name} ${typeInfo(type).name} [${rows}, ${cols}] in ${w.chunks.length} chunks ` +
+                `× ${nTokens} ${fusion.name} (${plan.key})`;
+              if (steps.rope) {
+                const pairsTogether = w.chunks.every((c) => c.rowStart % 2 === 0);
+                // Decode rotates in the store of "rows" kernels; prefill always with a rope dispatch.
+                assert.equal(
+                  plan.ropeInStore,
+                  plan.kernel === "rows" && pairsTogether && nTokens === 1,
+                  label,
+                );
+              }
+              for (let i = 0; i < out.length; i++) {
+                const tol = 2e-5 * (Math.abs(mag) + Math.abs(ref[i]) + 1);
+                assert.ok(
+                  Math.abs(out[i] - ref[i]) <= tol,
+                  `${label}: out[${i}] = ${out[i]}, expected ${ref[i]}`,
+                );
+              }
+            }
           }
         }
+        for (const { w } of weights) for (const c of w.chunks) gpu.free(c.buffer);
       }
-      for (const c of split.chunks) gpu.free(c.buffer);
-    }
-  });
+    },
+  );
 }

@@ -66,6 +66,7 @@ override WG: u32 = 64;
 var<private> lane: u32;
 
 #include "rows_type.wgsl"
+#include "rope_angle.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(

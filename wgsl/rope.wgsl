@@ -13,8 +13,8 @@
 //   1  x        rows [nTokens, rowStride] f32    read_write (q, k, or a fused qkv row: rowStride ≥ nHeads·headDim)
 //   2  factors  [ropeDim/2] f32 (`rope_freqs`)   read (any buffer when hasFactors = 0)
 //
-// φ is reduced to [−π, π] before sin/cos with a 3-part 2π (Cody–Waite), so the result does not depend
-// on how a GPU's sin/cos handles large arguments (φ reaches ~pos radians). Loop trips: ropeDim/2.
+// φ is reduced to [−π, π] before sin/cos (rope_angle.wgsl). Loop trips: ropeDim/2. The matrix
+// products apply the same rotation in their store when RoPE is fused into them (matmul_fusion.ts).
 
 {{PARAMS}}
 
@@ -24,18 +24,7 @@ override WG: u32 = 64u;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> factors: array<f32>;
 
-// 2π = TWO_PI_HI + TWO_PI_MID + TWO_PI_LO; TWO_PI_HI has 8 significant bits, so k·TWO_PI_HI is exact
-// for |k| < 2^16 and φ − k·TWO_PI_HI is exact (Sterbenz).
-const TWO_PI_HI: f32 = 6.28125;
-const TWO_PI_MID: f32 = 0.0019353071693331003;
-const TWO_PI_LO: f32 = 1.0253131677018246e-11;
-const INV_TWO_PI: f32 = 0.15915493667125702;
-
-fn cos_sin(phi: f32) -> vec2<f32> {
-  let k = round(phi * INV_TWO_PI);
-  let r = ((phi - k * TWO_PI_HI) - k * TWO_PI_MID) - k * TWO_PI_LO;
-  return vec2<f32>(cos(r), sin(r));
-}
+#include "rope_angle.wgsl"
 
 @compute @workgroup_size(WG)
 fn main(

@@ -13,10 +13,10 @@ import { ArgmaxKernel } from "../kernels/argmax.ts";
 import { AttentionKernel, type AttentionScratch } from "../kernels/attention.ts";
 import { EmbeddingKernel } from "../kernels/embedding.ts";
 import { ElementwiseKernel } from "../kernels/elementwise.ts";
-import { MatmulKernel, type MatmulEncodeOptions } from "../kernels/matmul.ts";
-import { FORWARD_FUSIONS, type MatmulFusion } from "../kernels/matmul_fusion.ts";
+import { type MatmulEncodeOptions, MatmulKernel, type MatmulProduct } from "../kernels/matmul.ts";
+import type { MatmulFusion } from "../kernels/matmul_fusion.ts";
+import type { GpuWeight } from "../model/gpu_weight.ts";
 import { RmsNormKernel } from "../kernels/rmsnorm.ts";
-import { RopeKernel } from "../kernels/rope.ts";
 import { SampleKernel } from "../kernels/sample.ts";
 import type { KvCache } from "../kv/cache.ts";
 import type { LlamaConfig } from "../model/config.ts";
@@ -29,7 +29,7 @@ export type LogitRows = "none" | "last" | "all";
 export interface Kernels {
   /** Token embedding lookup. */
   embedding: EmbeddingKernel;
-  /** Matrix products for every weight type, with the residual adds fused into them. */
+  /** Matrix products for every weight type, with RoPE and the residual adds fused into them. */
   matmul: MatmulKernel;
   /**
    * Whether the RMSNorms and SwiGLU run inside the next products (`matmul_fusion.ts`: no dispatch of
@@ -41,8 +41,6 @@ export interface Kernels {
   rmsNorm: RmsNormKernel;
   /** SwiGLU, when not fused. */
   elementwise: ElementwiseKernel;
-  /** Rotary position embedding. */
-  rope: RopeKernel;
   /** KV store and causal attention. */
   attention: AttentionKernel;
   /** On-GPU argmax (greedy decoding). */
@@ -74,9 +72,10 @@ export function fuseInputsFor(
 }
 
 /**
- * Compiles every kernel the forward pass needs; `weightTypes` (GGML ids) limits the matmul and
- * embedding variants to the model's types (compiling all of them adds seconds to a model load).
- * `fuseInputs` sets {@linkcode Kernels.fuseInputs} (default true).
+ * Compiles the kernels the forward pass needs; `weightTypes` (GGML ids) limits the embedding
+ * variants to the model's types. The matrix products compile per product with
+ * {@linkcode prepareForward} once the weights and buffers exist. `fuseInputs` sets
+ * {@linkcode Kernels.fuseInputs} (default true).
  */
 export async function createKernels(
   gpu: Gpu,
@@ -85,19 +84,16 @@ export async function createKernels(
 ): Promise<Kernels> {
   const types = weightTypes ? { types: weightTypes } : {};
   const fuseInputs = opts.fuseInputs ?? true;
-  const unfused: MatmulFusion[] = [{ input: "plain", accumulate: false }, { input: "plain", accumulate: true }];
-  const fusions = fuseInputs ? FORWARD_FUSIONS : unfused;
-  const [embedding, matmul, rope, attention, argmax, sample, rmsNorm, elementwise] = await Promise.all([
+  const [embedding, matmul, attention, argmax, sample, rmsNorm, elementwise] = await Promise.all([
     EmbeddingKernel.create(gpu, types),
-    MatmulKernel.create(gpu, { ...types, fusions }),
-    RopeKernel.create(gpu),
+    MatmulKernel.create(gpu, { types: [] }),
     AttentionKernel.create(gpu),
     ArgmaxKernel.create(gpu),
     SampleKernel.create(gpu),
     RmsNormKernel.create(gpu),
     ElementwiseKernel.create(gpu),
   ]);
-  return { embedding, matmul, fuseInputs, rmsNorm, elementwise, rope, attention, argmax, sample };
+  return { embedding, matmul, fuseInputs, rmsNorm, elementwise, attention, argmax, sample };
 }
 
 /**
@@ -212,20 +208,24 @@ export function encodeForward(
 ): void {
   const { config: c, weights: w, kernels: k, state: s, cache } = m;
   const { n, pos0 } = batch;
-  const rope = { nTokens: n, headDim: c.headDim, ropeDim: c.ropeDim, pos0, freqBase: c.ropeBase };
+  const rope = {
+    pos0,
+    headDim: c.headDim,
+    ropeDim: c.ropeDim,
+    freqBase: c.ropeBase,
+    freqFactors: w.ropeFreqs,
+  };
 
   // x = token_embd[ids]
   k.embedding.encode(pass, s.x, s.ids, batch.idsSlot, n, w.tokenEmbd);
   for (let l = 0; l < c.nLayers; l++) {
     const lw = w.layers[l];
-    // attention: rmsnorm -> q, k, v -> rope (absolute positions) -> cache append -> attention over
+    // attention: rmsnorm -> q, k, v (q and k rotated by RoPE at absolute positions) -> cache append -> attention over
     // the cache's segments -> observe (compressing prefill only) -> x += output projection
     const attnIn = normedInput(pass, m, lw.attnNorm, n);
-    k.matmul.encode(pass, s.q, attnIn.x, lw.wq, n, attnIn.fused);
-    k.matmul.encode(pass, s.k, attnIn.x, lw.wk, n, attnIn.fused);
+    k.matmul.encode(pass, s.q, attnIn.x, lw.wq, n, { ...attnIn.fused, rope });
+    k.matmul.encode(pass, s.k, attnIn.x, lw.wk, n, { ...attnIn.fused, rope });
     k.matmul.encode(pass, s.v, attnIn.x, lw.wv, n, attnIn.fused);
-    k.rope.encode(pass, { x: s.q, nHeads: c.nHeads, freqFactors: w.ropeFreqs, ...rope });
-    k.rope.encode(pass, { x: s.k, nHeads: c.nKvHeads, freqFactors: w.ropeFreqs, ...rope });
     cache.append(pass, l, s.k, s.v, { n });
     cache.attend(pass, l, { q: s.q, out: s.att, scratch: s.scratch, n });
     cache.observe(pass, l, { q: s.q, scratch: s.scratch, n });
@@ -245,6 +245,37 @@ export function encodeForward(
   k.matmul.encode(pass, s.logits, headIn.x, w.output, rows, headIn.fused);
 }
 
+/**
+ * Compiles the matrix-product pipelines {@linkcode encodeForward} uses for this model: every product
+ * for decode (1 token) and for prefill batches (`state.maxBatch` tokens), with the fusions the
+ * forward pass asks for. A product it asks for that was not prepared throws when encoded.
+ */
+export async function prepareForward(
+  m: { weights: LlamaWeights; kernels: Kernels; state: RunState },
+): Promise<void> {
+  const { weights: w, kernels: k } = m;
+  const products: MatmulProduct[] = [];
+  for (const n of m.state.maxBatch > 1 ? [1, m.state.maxBatch] : [1]) {
+    const norm = inputFusion(k, n) ? "norm" : "plain";
+    const product = (weight: GpuWeight, fusion: Partial<MatmulFusion>) =>
+      products.push({ w: weight, nTokens: n, fusion: { input: "plain", accumulate: false, ...fusion } });
+    for (const lw of w.layers) {
+      for (const weight of [lw.wq, lw.wk]) product(weight, { input: norm, rope: true });
+      product(lw.wv, { input: norm });
+      product(lw.wo, { accumulate: true });
+      for (const weight of [lw.wGate, lw.wUp]) product(weight, { input: norm });
+      product(lw.wDown, { input: inputFusion(k, n) ? "swiglu" : "plain", accumulate: true });
+    }
+    product(w.output, { input: norm }); // logits of all n rows, or of the last one (n = 1)
+  }
+  await k.matmul.prepareProducts(products);
+}
+
+/** Whether a product of `rows` tokens takes its RMSNorm or SwiGLU inside (decode) or after their own dispatch. */
+function inputFusion(k: Kernels, rows: number): boolean {
+  return k.fuseInputs && rows === 1;
+}
+
 /** What the next products read: a buffer, and the prologue they apply to it (none when it ran). */
 interface ProductInput {
   x: GPUBuffer;
@@ -254,8 +285,8 @@ interface ProductInput {
 type ForwardParts = { config: LlamaConfig; kernels: Kernels; state: RunState };
 
 /**
- * RMSNorm of `rows` rows of x (from element `xOffset`) for the next products: fused into them, or
- * one RMSNorm dispatch into `xb` ({@linkcode Kernels.fuseInputs}).
+ * RMSNorm of `rows` rows of x (from element `xOffset`) for the next products: fused into them
+ * ({@linkcode Kernels.fuseInputs}, one row), or one RMSNorm dispatch into `xb`.
  */
 function normedInput(
   pass: GPUComputePassEncoder,
@@ -265,15 +296,15 @@ function normedInput(
   xOffset = 0,
 ): ProductInput {
   const { config: c, kernels: k, state: s } = m;
-  if (k.fuseInputs) return { x: s.x, fused: { norm: { weight, eps: c.normEps }, xOffset } };
+  if (inputFusion(k, rows)) return { x: s.x, fused: { norm: { weight, eps: c.normEps }, xOffset } };
   k.rmsNorm.encode(pass, { x: s.x, w: weight, out: s.xb, rows, cols: c.dim, eps: c.normEps, xOffset });
   return { x: s.xb, fused: {} };
 }
 
-/** SwiGLU of the FFN gate and up for the down projection: fused into it, or one dispatch into `hb3`. */
+/** SwiGLU of the FFN gate and up for the down projection: fused into it (one row), or one dispatch into `hb3`. */
 function swigluInput(pass: GPUComputePassEncoder, m: ForwardParts, rows: number): ProductInput {
   const { config: c, kernels: k, state: s } = m;
-  if (k.fuseInputs) return { x: s.hb, fused: { swiglu: s.hb2 } };
+  if (inputFusion(k, rows)) return { x: s.hb, fused: { swiglu: s.hb2 } };
   k.elementwise.swiglu(pass, { gate: s.hb, up: s.hb2, out: s.hb3, rows, cols: c.ffnDim });
   return { x: s.hb3, fused: {} };
 }

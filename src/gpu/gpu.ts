@@ -117,6 +117,7 @@ export class Gpu {
   profiler: GpuProfiler | undefined;
 
   #pipelines = new Map<string, GPUComputePipeline>();
+  #compiling = new Map<string, Promise<GPUComputePipeline>>(); // in flight: a key compiles once
   #buffers = new Set<GPUBuffer>();
   #bytesAllocated = 0;
   #lost: DeviceLostError | undefined;
@@ -207,9 +208,15 @@ export class Gpu {
    * Returns the cached pipeline for `spec.key`, building it on first use inside validation and
    * internal error scopes; a failure becomes a {@linkcode ShaderCompileError} naming `spec.file`.
    */
-  async pipeline(spec: PipelineSpec): Promise<GPUComputePipeline> {
-    const cached = this.#pipelines.get(spec.key);
-    if (cached) return cached;
+  pipeline(spec: PipelineSpec): Promise<GPUComputePipeline> {
+    const cached = this.#pipelines.get(spec.key) ?? this.#compiling.get(spec.key);
+    if (cached) return Promise.resolve(cached);
+    const job = this.#compile(spec).finally(() => this.#compiling.delete(spec.key));
+    this.#compiling.set(spec.key, job);
+    return job;
+  }
+
+  async #compile(spec: PipelineSpec): Promise<GPUComputePipeline> {
     this.checkAlive();
     dumpWgsl(spec);
     const device = this.device;

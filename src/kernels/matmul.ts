@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { Gpu } from "../gpu/gpu.ts";
+import type { Gpu, PipelineSpec } from "../gpu/gpu.ts";
 import { params } from "../gpu/params.ts";
 import { expandWgsl } from "../gpu/wgsl.ts";
 import { type GpuWeight, weightReader } from "../model/gpu_weight.ts";
@@ -31,7 +31,10 @@ import matmulRowsQ4_K from "../../wgsl/matmul_rows_q4_k.wgsl" with { type: "text
 import matmulRowsQ6_K from "../../wgsl/matmul_rows_q6_k.wgsl" with { type: "text" };
 import matmulStageWgsl from "../../wgsl/matmul_stage.wgsl" with { type: "text" };
 import matmulWgWgsl from "../../wgsl/matmul_wg.wgsl" with { type: "text" };
+import ropeAngleWgsl from "../../wgsl/rope_angle.wgsl" with { type: "text" };
 import { fusionSuffix, fusionWgsl, type MatmulFusion, PLAIN } from "./matmul_fusion.ts";
+import { RopeKernel } from "./rope.ts";
+import { ropeThetaScale } from "../ref/ops.ts";
 
 /**
  * Uniforms of the matmul kernels. Element offsets: x is read from `xOffset` (a multiple of 4), out[t, r]
@@ -45,6 +48,14 @@ const MatmulParams = params("MatmulParams", {
   outOffset: "u32",
   outStride: "u32",
   eps: "f32",
+  // fused RoPE (matmul_fusion.ts): the chunk's first row in the weight, and rope.wgsl's parameters
+  row0: "u32",
+  pos0: "u32",
+  headDim: "u32",
+  ropeDim: "u32",
+  thetaScale: "f32",
+  freqScale: "f32",
+  hasFactors: "u32",
 });
 
 /** Uniforms of `matmul_stage.wgsl`: stage `n4` vec4 from vec4 index `x4` of x (a `cols`-wide row). */
@@ -138,8 +149,13 @@ export interface MatmulKernelOptions {
   workgroupSize?: number;
   /** Weight types (GGML ids) to compile up front; default all supported. See {@linkcode MatmulKernel.prepare}. */
   types?: readonly number[];
-  /** Fusions to compile up front for those types; default only the plain product. */
+  /** Fusions to compile up front for decode (nTokens = 1); default only the plain product. */
   fusions?: readonly MatmulFusion[];
+  /**
+   * Fusions to compile for prefill (nTokens > 1); default `fusions`. Prefill never rotates in the
+   * store (one rope dispatch per batch costs little), so `rope` is ignored here.
+   */
+  prefillFusions?: readonly MatmulFusion[];
   /**
    * Decode (nTokens = 1) kernel family: `"rows"` (CPU adapters: each invocation streams whole rows),
    * `"wg"` (GPUs: a workgroup per row) or `"v1"` (`matmul.wgsl`, one token per invocation). Default
@@ -178,6 +194,28 @@ export interface MatmulEncodeOptions {
   swiglu?: GPUBuffer;
   /** Fuse the residual add after the product: `out[t] += W · x[t]`. */
   accumulate?: boolean;
+  /**
+   * Rotate the product's rows by RoPE (q or k: rows = heads × headDim) at positions pos0 + t, as
+   * {@linkcode RopeKernel} does: in the store of the "rows" kernels, else by one rope dispatch after
+   * the product. Not with `accumulate`.
+   */
+  rope?: MatmulRope;
+}
+
+/** RoPE parameters of {@linkcode MatmulEncodeOptions.rope} (see `RopeArgs`). */
+export interface MatmulRope {
+  /** Absolute position of token 0. */
+  pos0: number;
+  /** Channels per head. */
+  headDim: number;
+  /** Rotated channels per head; default `headDim`. */
+  ropeDim?: number;
+  /** `llama.rope.freq_base`. */
+  freqBase: number;
+  /** Linear scaling factor multiplied into every angle; default 1. */
+  freqScale?: number;
+  /** `rope_freqs`: `ropeDim/2` f32 divisors, from element 0. */
+  freqFactors?: GPUBuffer;
 }
 
 /**
@@ -210,8 +248,11 @@ export class MatmulKernel {
   readonly rowsTokenBlock: number;
   #rowsOverride: number | undefined;
   #gpu: Gpu;
+  #rope!: RopeKernel; // RoPE after the products that cannot rotate in their store
   #pipelines = new Map<string, GPUComputePipeline>();
+  #building = new Map<string, Promise<void>>(); // builds in flight or done, by key: each key compiles once
   #staging: GPUBuffer | undefined;
+  #noFactorsBuffer: GPUBuffer | undefined;
 
   private constructor(gpu: Gpu, opts: MatmulKernelOptions) {
     const tb = opts.tokenBlock ?? 8;
@@ -257,29 +298,61 @@ export class MatmulKernel {
   /** Creates the kernel and compiles the pipelines for `opts.types` (default: every supported type). */
   static async create(gpu: Gpu, opts: MatmulKernelOptions = {}): Promise<MatmulKernel> {
     const k = new MatmulKernel(gpu, opts);
-    await k.prepare(opts.types ?? Object.values(TYPE_INFO).map((t) => t.id), opts.fusions);
+    k.#rope = await RopeKernel.create(gpu);
+    await k.prepare(
+      opts.types ?? Object.values(TYPE_INFO).map((t) => t.id),
+      opts.fusions,
+      opts.prefillFusions,
+    );
     return k;
   }
 
   /**
-   * Compiles (or fetches from the Gpu cache) the decode and prefill pipelines of `types`, for each
-   * of `fusions` (default: the plain product).
+   * Compiles (or fetches from the Gpu cache) the pipelines of `types`: decode for each of `fusions`
+   * (default: the plain product), prefill for each of `prefillFusions` (default: `fusions`).
    */
-  async prepare(types: readonly number[], fusions: readonly MatmulFusion[] = [PLAIN]): Promise<void> {
+  async prepare(
+    types: readonly number[],
+    fusions: readonly MatmulFusion[] = [PLAIN],
+    prefillFusions: readonly MatmulFusion[] = fusions,
+  ): Promise<void> {
     const jobs: Promise<void>[] = [];
+    const rowsTypes = types.filter((type) => this.matvec === "rows" && ROWS_TYPES[typeInfo(type).id]);
     for (const f of fusions) {
+      const noRope = { ...f, rope: false }; // v1 and wg rotate with a rope dispatch
       for (const type of types) {
-        jobs.push(this.#buildV1(type, 1, f), this.#buildV1(type, this.tokenBlock, f));
-        if (this.matvec === "rows" && ROWS_TYPES[typeInfo(type).id]) {
-          jobs.push(this.#buildRows(type, this.rowsInput, 1, f));
-          if (this.rowsTokenBlock > 0) {
-            jobs.push(this.#buildRows(type, this.#prefillInput, this.rowsTokenBlock, f));
-          }
-        }
-        if (this.matvec === "wg") jobs.push(this.#buildWg(type, f));
+        jobs.push(this.#buildV1(type, 1, noRope));
+        if (this.matvec === "wg") jobs.push(this.#buildWg(type, noRope));
       }
+      for (const type of rowsTypes) jobs.push(this.#buildRows(type, this.rowsInput, 1, f));
       if (this.matvec === "rows" && this.rowsInput === "uniform") jobs.push(this.#buildStage(f));
     }
+    for (const f of prefillFusions) {
+      const noRope = { ...f, rope: false };
+      for (const type of types) jobs.push(this.#buildV1(type, this.tokenBlock, noRope));
+      if (this.rowsTokenBlock === 0) continue;
+      for (const type of rowsTypes) {
+        jobs.push(this.#buildRows(type, this.#prefillInput, this.rowsTokenBlock, noRope));
+      }
+    }
+    await Promise.all(jobs);
+  }
+
+  /**
+   * Compiles exactly the pipelines that {@linkcode MatmulKernel.encode} will use for these products
+   * (what {@linkcode MatmulKernel.plan} picks; the model's loader lists its forward pass's products,
+   * so a model compiles a few pipelines instead of every variant of its types).
+   */
+  async prepareProducts(products: readonly MatmulProduct[]): Promise<void> {
+    const jobs = products.map(({ w, nTokens, fusion }) => {
+      const plan = this.plan(w, nTokens, fusion);
+      const f = { ...fusion, rope: plan.ropeInStore };
+      if (plan.kernel === "v1") return this.#buildV1(w.type, nTokens === 1 ? 1 : this.tokenBlock, f);
+      if (plan.kernel === "wg") return this.#buildWg(w.type, f);
+      const tokens = nTokens === 1 ? 1 : this.rowsTokenBlock;
+      const rows = this.#buildRows(w.type, this.#rowsShape(w.type, tokens).input, tokens, f);
+      return plan.staged ? Promise.all([rows, this.#buildStage(f)]) : rows;
+    });
     await Promise.all(jobs);
   }
 
@@ -305,17 +378,19 @@ export class MatmulKernel {
     return this.rowsInput === "subgroup" ? "subgroup" : "storage";
   }
 
-  #rowsShape(type: number, tokens: number): { input: RowsInput; rows: number } {
+  /** x source and rows per invocation of a "rows" kernel (an even count when it rotates row pairs). */
+  #rowsShape(type: number, tokens: number, rope = false): { input: RowsInput; rows: number } {
     const input = tokens === 1 ? this.rowsInput : this.#prefillInput;
     const prefillRows = this.#rowsOverride ?? DEFAULT_PREFILL_ROWS[typeInfo(type).id] ?? 1;
-    return { input, rows: tokens === 1 ? this.#rowsFor(type, input) : prefillRows };
+    const rows = tokens === 1 ? this.#rowsFor(type, input) : prefillRows;
+    return { input, rows: rope ? rows + (rows % 2) : rows };
   }
 
   #rowsKey(type: number, tokens: number, fusion: MatmulFusion): string {
-    const { input, rows } = this.#rowsShape(type, tokens);
+    const { input, rows } = this.#rowsShape(type, tokens, fusion.rope);
     const x = { subgroup: "sg", uniform: "ubo", storage: "ssbo" }[input];
     // The staged path fuses only the store here (the stage dispatch takes the prologue).
-    const f = input === "uniform" ? { input: "plain" as const, accumulate: fusion.accumulate } : fusion;
+    const f = input === "uniform" ? { ...fusion, input: "plain" as const } : fusion;
     return `matmul_rows:${typeInfo(type).name}:${x}:r${rows}:t${tokens}:wg${this.workgroupSize}${
       fusionSuffix(f)
     }`;
@@ -327,6 +402,7 @@ export class MatmulKernel {
     }:wg${this.workgroupSize}${fusionSuffix(fusion)}`;
   }
 
+  /** The staging pipeline applies only the prologue: keyed by the input. */
   #stageKey(fusion: MatmulFusion): string {
     const input = fusion.input === "plain" ? "" : `+${fusion.input}`;
     return `matmul_stage:wg${this.workgroupSize}${input}`;
@@ -337,30 +413,28 @@ export class MatmulKernel {
    * and profiles): the pipeline key (e.g. `"matmul_rows:q4_0:sg:r2:t1:wg64"`), the kernel family,
    * and whether x is first copied to the uniform staging buffer (one extra dispatch).
    */
-  plan(
-    w: GpuWeight,
-    nTokens: number,
-    fusion: MatmulFusion = PLAIN,
-  ): { key: string; kernel: "v1" | "rows" | "wg"; staged: boolean } {
+  plan(w: GpuWeight, nTokens: number, fusion: MatmulFusion = PLAIN): MatmulPlan {
     const rt = ROWS_TYPES[w.type];
     const rowsFit = this.matvec === "rows" && rt !== undefined && w.cols % rt.groupCols === 0;
+    // Only "rows" kernels rotate in their store, for decode, when no row pair straddles two chunks.
+    const pairs = nTokens === 1 && w.chunks.every((c) => c.rowStart % 2 === 0);
+    const rows = (tokens: number, staged: boolean): MatmulPlan => {
+      const f = { ...fusion, rope: !!fusion.rope && pairs };
+      return { key: this.#rowsKey(w.type, tokens, f), kernel: "rows", staged, ropeInStore: f.rope };
+    };
+    const noRope = { ...fusion, rope: false };
     if (nTokens === 1) {
       if (rowsFit && (this.rowsInput === "subgroup" || w.cols * 4 <= STAGE_BYTES)) {
-        return {
-          key: this.#rowsKey(w.type, 1, fusion),
-          kernel: "rows",
-          staged: this.rowsInput === "uniform",
-        };
+        return rows(1, this.rowsInput === "uniform");
       }
-      if (this.matvec === "wg") return { key: this.#wgKey(w.type, fusion), kernel: "wg", staged: false };
+      if (this.matvec === "wg") {
+        return { key: this.#wgKey(w.type, noRope), kernel: "wg", staged: false, ropeInStore: false };
+      }
     } else if (rowsFit && this.rowsTokenBlock > 0) {
-      return { key: this.#rowsKey(w.type, this.rowsTokenBlock, fusion), kernel: "rows", staged: false };
+      return rows(this.rowsTokenBlock, false);
     }
-    return {
-      key: this.key(w.type, nTokens === 1 ? 1 : this.tokenBlock, fusion),
-      kernel: "v1",
-      staged: false,
-    };
+    const tb = nTokens === 1 ? 1 : this.tokenBlock;
+    return { key: this.key(w.type, tb, noRope), kernel: "v1", staged: false, ropeInStore: false };
   }
 
   /**
@@ -374,32 +448,37 @@ export class MatmulKernel {
     return matmulTripCount(w.cols, nTokens === 1 ? 1 : this.tokenBlock);
   }
 
-  async #build(key: string, file: string, code: string): Promise<void> {
-    if (this.#pipelines.has(key)) return;
-    const pipeline = await this.#gpu.pipeline({ key, file, code, constants: { WG: this.workgroupSize } });
-    this.#pipelines.set(key, pipeline);
+  /** Builds the pipeline `key` once: `spec` (which generates the WGSL) runs on the first request only. */
+  #once(key: string, spec: () => Omit<PipelineSpec, "key">): Promise<void> {
+    let job = this.#building.get(key);
+    if (!job) {
+      job = this.#gpu.pipeline({ key, ...spec() }).then((pipeline) =>
+        void this.#pipelines.set(key, pipeline)
+      );
+      job.catch(() => this.#building.delete(key)); // a failed build may be retried
+      this.#building.set(key, job);
+    }
+    return job;
   }
 
-  async #buildV1(type: number, tb: number, fusion: MatmulFusion): Promise<void> {
-    const key = this.key(type, tb, fusion);
-    if (this.#pipelines.has(key)) return;
-    const reader = weightReader(type);
-    const code = expandWgsl("matmul.wgsl", { "matmul.wgsl": matmulWgsl, "weights.wgsl": reader.code }, {
-      PARAMS: MatmulParams.wgsl(),
-      FUSION: fusionWgsl(fusion),
+  #buildV1(type: number, tb: number, fusion: MatmulFusion): Promise<void> {
+    return this.#once(this.key(type, tb, fusion), () => {
+      const reader = weightReader(type);
+      const code = expandWgsl("matmul.wgsl", { "matmul.wgsl": matmulWgsl, "weights.wgsl": reader.code }, {
+        PARAMS: MatmulParams.wgsl(),
+        FUSION: fusionWgsl(fusion),
+      });
+      return { file: `matmul.wgsl + ${reader.file}`, code, constants: { WG: this.workgroupSize, TB: tb } };
     });
-    const pipeline = await this.#gpu.pipeline({
-      key,
-      file: `matmul.wgsl + ${reader.file}`,
-      code,
-      constants: { WG: this.workgroupSize, TB: tb },
-    });
-    this.#pipelines.set(key, pipeline);
   }
 
   #buildRows(type: number, input: RowsInput, tokens: number, fusion: MatmulFusion): Promise<void> {
+    return this.#once(this.#rowsKey(type, tokens, fusion), () => this.#rowsSpec(type, input, tokens, fusion));
+  }
+
+  #rowsSpec(type: number, input: RowsInput, tokens: number, fusion: MatmulFusion): Omit<PipelineSpec, "key"> {
     const rt = ROWS_TYPES[typeInfo(type).id]!;
-    const { rows: r } = this.#rowsShape(type, tokens);
+    const { rows: r } = this.#rowsShape(type, tokens, fusion.rope);
     const rows = [...Array(r).keys()];
     const toks = [...Array(tokens).keys()];
     // x vec4 `c` of token t's group: the prologue (xIn), Σx² of the raw value, then the gain.
@@ -434,19 +513,24 @@ export class MatmulKernel {
     ];
     const sg = input === "subgroup";
     const norm = fusion.input === "norm" && input !== "uniform";
+    const value = (j: number, t: number) => `dot(acc${j}_${t}, vec4<f32>(1.0)) * xScale(ss${t})`;
+    const store = (j: number, t: number, v: string) =>
+      `if (r0 + ${j}u < P.rows && t0 + ${t}u < P.nTokens) { ` +
+      `outStore(P.outOffset + (t0 + ${t}u) * P.outStride + r0 + ${j}u, ${v}); }`;
+    // With RoPE, rows j and j + 1 (j even; r0 and the chunk's row0 are even) are one rotated pair.
+    const pairStores = (j: number, t: number) =>
+      `{ let v = ropePair(P.row0 + r0 + ${j}u, t0 + ${t}u, vec2<f32>(${value(j, t)}, ${value(j + 1, t)})); ` +
+      `${store(j, t, "v.x")} ${store(j + 1, t, "v.y")} }`;
     const stores = [
       ...(norm && sg ? toks.map((t) => `ss${t} = subgroupAdd(ss${t});`) : []),
-      ...rows.flatMap((j) =>
-        toks.map((t) =>
-          `if (r0 + ${j}u < P.rows && t0 + ${t}u < P.nTokens) { ` +
-          `outStore(P.outOffset + (t0 + ${t}u) * P.outStride + r0 + ${j}u, ` +
-          `dot(acc${j}_${t}, vec4<f32>(1.0)) * xScale(ss${t})); }`
-        )
-      ),
+      ...(fusion.rope
+        ? rows.filter((j) => j % 2 === 0).flatMap((j) => toks.map((t) => pairStores(j, t)))
+        : rows.flatMap((j) => toks.map((t) => store(j, t, value(j, t))))),
     ];
     const code = expandWgsl("matmul_rows.wgsl", {
       "matmul_rows.wgsl": matmulRowsWgsl,
       "rows_type.wgsl": rt.code,
+      "rope_angle.wgsl": ropeAngleWgsl,
     }, {
       PARAMS: MatmulParams.wgsl(),
       FUSION: fusionWgsl(fusion, { xStaged: input === "uniform" }),
@@ -461,10 +545,14 @@ export class MatmulKernel {
       BODY: body.join("\n    "),
       STORES: stores.join("\n  "),
     });
-    return this.#build(this.#rowsKey(type, tokens, fusion), `matmul_rows.wgsl + ${rt.file}`, code);
+    return { file: `matmul_rows.wgsl + ${rt.file}`, code, constants: { WG: this.workgroupSize } };
   }
 
   #buildWg(type: number, fusion: MatmulFusion): Promise<void> {
+    return this.#once(this.#wgKey(type, fusion), () => this.#wgSpec(type, fusion));
+  }
+
+  #wgSpec(type: number, fusion: MatmulFusion): Omit<PipelineSpec, "key"> {
     const reader = weightReader(type);
     const sg = this.#gpu.hasSubgroups;
     const reduce = sg
@@ -495,32 +583,28 @@ export class MatmulKernel {
         REDUCE: reduce,
       },
     );
-    return this.#build(this.#wgKey(type, fusion), `matmul_wg.wgsl + ${reader.file}`, code);
+    return { file: `matmul_wg.wgsl + ${reader.file}`, code, constants: { WG: this.workgroupSize } };
   }
 
   /** The x staging pipeline with `fusion`'s prologue (entry `norm` for RMSNorm, else `main`). */
-  async #buildStage(fusion: MatmulFusion): Promise<void> {
-    const key = this.#stageKey(fusion);
-    if (this.#pipelines.has(key)) return;
-    const code = expandWgsl("matmul_stage.wgsl", { "matmul_stage.wgsl": matmulStageWgsl }, {
-      PARAMS: StageParams.wgsl(),
-      FUSION: fusionWgsl(fusion, { store: false }),
-    });
-    const pipeline = await this.#gpu.pipeline({
-      key,
+  #buildStage(fusion: MatmulFusion): Promise<void> {
+    const input = { input: fusion.input, accumulate: false };
+    return this.#once(this.#stageKey(input), () => ({
       file: "matmul_stage.wgsl",
-      code,
-      entryPoint: fusion.input === "norm" ? "norm" : "main",
+      code: expandWgsl("matmul_stage.wgsl", { "matmul_stage.wgsl": matmulStageWgsl }, {
+        PARAMS: StageParams.wgsl(),
+        FUSION: fusionWgsl(input, { store: false }),
+      }),
+      entryPoint: input.input === "norm" ? "norm" : "main",
       constants: { WG: this.workgroupSize },
-    });
-    this.#pipelines.set(key, pipeline);
+    }));
   }
 
   #pipeline(key: string, w: GpuWeight): GPUComputePipeline {
     const pipeline = this.#pipelines.get(key);
     if (!pipeline) {
       throw new TypeError(
-        `Cannot encode matmul for "${w.name}": pipeline ${key} is not compiled; call prepare([${w.type}])`,
+        `Cannot encode matmul for "${w.name}": pipeline ${key} is not compiled; call prepare() or prepareProducts()`,
       );
     }
     return pipeline;
@@ -574,6 +658,17 @@ export class MatmulKernel {
         `Cannot encode matmul for "${w.name}": out needs ${outEnd * 4} bytes: current size is ${out.size}`,
       );
     }
+    const rope = opts.rope;
+    const ropeDim = rope ? rope.ropeDim ?? rope.headDim : 0;
+    if (
+      rope &&
+      (rope.headDim % 2 !== 0 || ropeDim % 2 !== 0 || ropeDim > rope.headDim || rows % rope.headDim !== 0)
+    ) {
+      throw new RangeError(
+        `Cannot encode matmul for "${w.name}" with RoPE: headDim ${rope.headDim} and ropeDim ${ropeDim} must be ` +
+          `even, ropeDim ≤ headDim, and the ${rows} rows whole heads`,
+      );
+    }
     const pipeline = this.#pipeline(plan.key, w);
     const eps = opts.norm?.eps ?? 0;
     let xBinding: GPUBuffer | GPUBufferBinding = x;
@@ -599,6 +694,13 @@ export class MatmulKernel {
         outOffset: outOffset + c.rowStart,
         outStride,
         eps,
+        row0: c.rowStart,
+        pos0: rope?.pos0 ?? 0,
+        headDim: rope?.headDim ?? 2,
+        ropeDim,
+        thetaScale: rope ? ropeThetaScale(rope.freqBase, ropeDim) : 1,
+        freqScale: rope?.freqScale ?? 1,
+        hasFactors: rope?.freqFactors ? 1 : 0,
       });
       let workgroups: number | [number, number, number];
       if (plan.kernel === "rows") {
@@ -610,9 +712,52 @@ export class MatmulKernel {
       } else {
         workgroups = Math.ceil((c.rowCount * blocks) / this.workgroupSize);
       }
-      this.#gpu.dispatch(pass, pipeline, [uniform, c.buffer, xBinding, out, auxBinding], workgroups);
+      const factors = plan.ropeInStore ? rope!.freqFactors ?? this.#noFactors : undefined;
+      this.#gpu.dispatch(pass, pipeline, [uniform, c.buffer, xBinding, out, auxBinding, factors], workgroups);
+    }
+    if (rope && !plan.ropeInStore) {
+      this.#rope.encode(pass, {
+        x: out,
+        nTokens,
+        nHeads: rows / rope.headDim,
+        headDim: rope.headDim,
+        ropeDim,
+        pos0: rope.pos0,
+        freqBase: rope.freqBase,
+        freqScale: rope.freqScale,
+        freqFactors: rope.freqFactors,
+        offset: outOffset,
+        rowStride: outStride,
+      });
     }
   }
+
+  /** A stand-in `rope_freqs` binding when the model has none (hasFactors = 0). */
+  get #noFactors(): GPUBuffer {
+    return this.#noFactorsBuffer ??= this.#gpu.upload("matmul: no rope factors", new Float32Array([1]));
+  }
+}
+
+/** One product to prepare: a weight, a token count class (1 = decode, more = prefill) and a fusion. */
+export interface MatmulProduct {
+  /** The weight. */
+  w: GpuWeight;
+  /** Tokens per product (only 1 versus more matters). */
+  nTokens: number;
+  /** Fused steps. */
+  fusion: MatmulFusion;
+}
+
+/** What {@linkcode MatmulKernel.plan} returns. */
+export interface MatmulPlan {
+  /** Pipeline key, e.g. `"matmul_rows:q4_0:sg:r2:t1:wg64+norm+rope"`. */
+  key: string;
+  /** Kernel family. */
+  kernel: "v1" | "rows" | "wg";
+  /** Whether x is first copied (and transformed) into the uniform staging buffer: one more dispatch. */
+  staged: boolean;
+  /** Whether RoPE is applied in the product's store (else a rope dispatch follows when asked for). */
+  ropeInStore: boolean;
 }
 
 /** The fusion `opts` ask for (RMSNorm and SwiGLU exclude each other: the product has one input). */
@@ -620,8 +765,11 @@ function fusionOf(w: GpuWeight, opts: MatmulEncodeOptions): MatmulFusion {
   if (opts.norm && opts.swiglu) {
     throw new RangeError(`Cannot encode matmul for "${w.name}": norm and swiglu cannot both be fused`);
   }
+  if (opts.rope && opts.accumulate) {
+    throw new RangeError(`Cannot encode matmul for "${w.name}": rope and accumulate cannot both be fused`);
+  }
   const input = opts.norm ? "norm" : opts.swiglu ? "swiglu" : "plain";
-  return { input, accumulate: !!opts.accumulate };
+  return { input, accumulate: !!opts.accumulate, rope: !!opts.rope };
 }
 
 function checkShape(w: GpuWeight, nTokens: number, xOffset: number): void {

@@ -8,6 +8,7 @@
  * | `norm` | RMSNorm before the product | `out[t] = (W · (x[t] ⊙ g)) / sqrt(mean(x[t]²) + eps)` |
  * | `swiglu` | SwiGLU before the product | `out[t] = W · (silu(x[t]) ⊙ up[t])` |
  * | `accumulate` | the residual add after it | `out[t] += W · x[t]` |
+ * | `rope` | RoPE after it (q and k) | `out[t] = rope(W · x[t], pos0 + t)` |
  *
  * The RMSNorm gain is applied to x (or to the weights: `(w ⊙ g) · x = w · (x ⊙ g)`) and the
  * per-token scale after the dot product, so no normalised copy of x is ever written; each kernel
@@ -17,9 +18,15 @@
  * - `xGain(c4)`: the RMSNorm gain of column vec4 `c4` (1 without `norm`);
  * - `xSquares(v)`: the contribution of a raw x vec4 to Σx² (0 without `norm`);
  * - `xScale(ss)`: the factor a finished dot product gets from Σx² (1 without `norm`);
- * - `outStore(i, v)`: writes or accumulates one output element.
+ * - `outStore(i, v)`: writes or accumulates one output element;
+ * - `ropePair(row, t, v)`: rotates the outputs of rows (row, row + 1) of token t (row even, counted
+ *   from the weight's first row), with rope_angle.wgsl's angles; the identity without `rope`.
  *
- * Binding 4 (`Aux`, f32 vec4s) is the RMSNorm gain `[cols]` or SwiGLU's `up` (laid out like x).
+ * Binding 4 (`Aux`, f32 vec4s) is the RMSNorm gain `[cols]` or SwiGLU's `up` (laid out like x);
+ * binding 5 (`RopeFactors`) the `rope_freqs` divisors. Only the "rows" kernels pair rows in one
+ * invocation, so only they fuse RoPE, and only for decode (a prefill batch shares one rope
+ * dispatch, which costs less than compiling rotating variants); the others get a rope dispatch
+ * after the product.
  *
  * @module
  */
@@ -30,26 +37,12 @@ export interface MatmulFusion {
   input: "plain" | "norm" | "swiglu";
   /** Add to `out` (a residual add) instead of overwriting it. */
   accumulate: boolean;
+  /** Rotate pairs of output rows by RoPE (q and k); never with `accumulate`. */
+  rope?: boolean;
 }
 
 /** No fusion. */
 export const PLAIN: MatmulFusion = { input: "plain", accumulate: false };
-
-/**
- * The fusions the LLaMA forward pass uses: RMSNorm into q/k/v, gate/up and the LM head; the
- * residual add into the output projection; SwiGLU and the residual add into the down projection.
- *
- * @example
- * ```ts
- * import { FORWARD_FUSIONS, fusionSuffix } from "./matmul_fusion.ts";
- * console.log(FORWARD_FUSIONS.map(fusionSuffix)); // [ "+norm", "+acc", "+swiglu+acc" ]
- * ```
- */
-export const FORWARD_FUSIONS: readonly MatmulFusion[] = [
-  { input: "norm", accumulate: false },
-  { input: "plain", accumulate: true },
-  { input: "swiglu", accumulate: true },
-];
 
 /**
  * The pipeline-key suffix of a fusion: `""` for none, else `+norm`, `+swiglu`, `+acc` joined.
@@ -61,7 +54,7 @@ export const FORWARD_FUSIONS: readonly MatmulFusion[] = [
  * ```
  */
 export function fusionSuffix(f: MatmulFusion): string {
-  return (f.input === "plain" ? "" : `+${f.input}`) + (f.accumulate ? "+acc" : "");
+  return (f.input === "plain" ? "" : `+${f.input}`) + (f.accumulate ? "+acc" : "") + (f.rope ? "+rope" : "");
 }
 
 /**
@@ -102,5 +95,31 @@ fn outStore(i: u32, v: f32) {
   ${f.accumulate ? "Out[i] += v;" : "Out[i] = v;"}
 }
 `
-  }`;
+  }${f.rope ? ROPE_PAIR : ""}`;
 }
+
+/**
+ * RoPE of a pair of outputs, as rope.wgsl computes it: θ is the f32 cumulative product of ggml's rope
+ * cache (pos·s·s…, i factors), divided by the pair's `rope_freqs` factor; channels ≥ ropeDim keep
+ * their value. Loop trips: at most ropeDim/2 per pair.
+ */
+const ROPE_PAIR = `
+@group(0) @binding(5) var<storage, read> RopeFactors: array<f32>;
+
+fn ropePair(row: u32, t: u32, v: vec2<f32>) -> vec2<f32> {
+  let c = row % P.headDim;
+  if (c >= P.ropeDim) {
+    return v;
+  }
+  let i = c / 2u;
+  var theta = f32(P.pos0 + t);
+  for (var k = 0u; k < i; k++) {
+    theta = theta * P.thetaScale;
+  }
+  if (P.hasFactors != 0u) {
+    theta = theta / RopeFactors[i];
+  }
+  let cs = cos_sin(P.freqScale * theta);
+  return vec2<f32>(v.x * cs.x - v.y * cs.y, v.x * cs.y + v.y * cs.x);
+}
+`;

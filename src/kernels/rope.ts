@@ -10,6 +10,7 @@ import { params } from "../gpu/params.ts";
 import { expandWgsl } from "../gpu/wgsl.ts";
 import { ropeThetaScale } from "../ref/ops.ts";
 import source from "../../wgsl/rope.wgsl" with { type: "text" };
+import ropeAngleWgsl from "../../wgsl/rope_angle.wgsl" with { type: "text" };
 
 const FILE = "rope.wgsl";
 const WG = 64;
@@ -88,7 +89,9 @@ export class RopeKernel {
 
   /** Compiles (or fetches from the cache) the pipeline. */
   static async create(gpu: Gpu): Promise<RopeKernel> {
-    const code = expandWgsl(FILE, { [FILE]: source }, { PARAMS: RopeParams.wgsl() });
+    const code = expandWgsl(FILE, { [FILE]: source, "rope_angle.wgsl": ropeAngleWgsl }, {
+      PARAMS: RopeParams.wgsl(),
+    });
     const pipeline = await gpu.pipeline({ key: `rope:normal:wg${WG}`, file: FILE, code, constants: { WG } });
     return new RopeKernel(gpu, pipeline, gpu.upload("rope: no freq factors", new Float32Array([1])));
   }

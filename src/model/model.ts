@@ -11,6 +11,7 @@ import {
   fuseInputsFor,
   type Kernels,
   type LogitRows,
+  prepareForward,
   RunState,
 } from "../engine/forward.ts";
 import { Gpu } from "../gpu/gpu.ts";
@@ -122,6 +123,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
         maxBatch: batch, // KIVI's residual ring takes one batch beyond R
       });
       const state = new RunState(gpu, config, kernels, batch, capacity);
+      await prepareForward({ weights, kernels, state });
       const model = new Model({
         gpu,
         ownsGpu: !options.gpu,

@@ -6,7 +6,7 @@
  */
 
 import { f32ToF16, GgmlType, quantizeQ4_0, quantizeQ8_0, tensorBytes, typeInfo } from "../model/quant.ts";
-import { add, rmsNorm, swiglu } from "./ops.ts";
+import { add, rmsNorm, rope, type RopeOptions, swiglu } from "./ops.ts";
 
 /**
  * `out[t, r] = Σ_c W[r, c] · x[t, c]` with W `[rows, cols]` and x `[nTokens, cols]`, row-major;
@@ -48,10 +48,12 @@ export interface FusedMatmulSteps {
   swiglu?: Float32Array;
   /** Residual add after: the result is `accumulate + W · x'` (`[nTokens, rows]`). */
   accumulate?: Float32Array;
+  /** RoPE of the product's rows (whole heads) at positions pos0 + t. */
+  rope?: Omit<RopeOptions, "nTokens" | "nHeads" | "rowStride">;
 }
 
 /**
- * The fused product as the unfused steps compute it: `[accumulate +] W · x'` with x' = x,
+ * The fused product as the unfused steps compute it: `[accumulate +] [rope](W · x')` with x' = x,
  * RMSNorm(x) or SwiGLU(x, up). The oracle of the fused kernels.
  *
  * @example
@@ -76,7 +78,8 @@ export function fusedMatmulRef(
   let input = x.subarray(0, nTokens * cols);
   if (steps.norm) input = rmsNorm(input, steps.norm.weight, nTokens, cols, steps.norm.eps);
   if (steps.swiglu) input = swiglu(input, steps.swiglu.subarray(0, nTokens * cols));
-  const out = matmulRef(W, input, nTokens, rows, cols);
+  let out = matmulRef(W, input, nTokens, rows, cols);
+  if (steps.rope) out = rope(out, { ...steps.rope, nTokens, nHeads: rows / steps.rope.headDim });
   return steps.accumulate ? add(steps.accumulate, out) : out;
 }
 
