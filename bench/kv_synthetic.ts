@@ -8,6 +8,7 @@
 
 import { writeGguf } from "../src/model/gguf_writer.ts";
 import { GgmlType, quantizeQ4_0, quantizeQ8_0 } from "../src/model/quant.ts";
+import { randomFloats } from "../src/ref/random.ts";
 
 /** Shape and storage of a synthetic model. */
 export interface SyntheticModel {
@@ -33,19 +34,6 @@ export interface SyntheticModel {
   qkScale?: number;
 }
 
-function random(n: number, seed: number, scale: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
-  return out;
-}
-
 /**
  * The GGUF bytes of a synthetic model.
  *
@@ -61,7 +49,7 @@ export function syntheticGguf(m: SyntheticModel): Uint8Array {
   const type = m.type ?? "f32";
   let seed = m.seed ?? 1;
   const matrix = (name: string, rows: number, cols: number, scale: number) => {
-    const w = random(rows * cols, seed++, scale / Math.sqrt(cols) * Math.sqrt(3));
+    const w = randomFloats(rows * cols, seed++, scale / Math.sqrt(cols) * Math.sqrt(3));
     const [t, data] = type === "q8_0"
       ? [GgmlType.Q8_0, quantizeQ8_0(w)]
       : type === "q4_0"
@@ -81,7 +69,7 @@ export function syntheticGguf(m: SyntheticModel): Uint8Array {
       name: "token_embd.weight",
       dims: [dim, m.vocab],
       type: GgmlType.F32,
-      data: new Uint8Array(random(m.vocab * dim, seed++, 1).buffer),
+      data: new Uint8Array(randomFloats(m.vocab * dim, seed++, 1).buffer),
     },
     vector("output_norm.weight", dim, 1),
     matrix("output.weight", m.vocab, dim, 1),

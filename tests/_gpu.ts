@@ -33,19 +33,7 @@ export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): v
   });
 }
 
-/** Deterministic pseudo-random numbers (mulberry32) in [-1, 1). */
-export function randomFloats(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
-  return out;
-}
+export { randomFloats } from "../src/ref/random.ts";
 
 /** Largest absolute difference between two arrays of equal length. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -18,11 +18,11 @@ async function hasScript(): Promise<boolean> {
 }
 
 /** Runs the chat in a pty, writing `steps` (text, then a pause in ms) to its stdin; returns the screen text. */
-async function chatInPty(steps: [string, number][]): Promise<{ code: number; screen: string }> {
+async function chatInPty(steps: [string, number][], flags = ""): Promise<{ code: number; screen: string }> {
   // `exec`: script runs the command through $SHELL; dash (Debian's /bin/sh) does not exec a lone
   // command, and a shell left waiting in the foreground dies of the Ctrl-C itself (exit 130).
   const command =
-    `exec ${Deno.execPath()} run --allow-read --allow-env ${ROOT}cli.ts chat --model ${MODEL} -n 12 --temperature 0 -q`;
+    `exec ${Deno.execPath()} run --allow-read --allow-env ${ROOT}cli.ts chat --model ${MODEL} -n 12 --temperature 0 -q ${flags}`;
   const child = new Deno.Command("script", {
     args: ["-qfec", command, "/dev/null"],
     env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", TERM: "dumb" },
@@ -77,5 +77,21 @@ Deno.test({
     );
     assert.match(screen, /conversation and KV cache cleared/);
     assert.equal(afterReset.prefilled, afterReset.prompt, "after /reset the whole prompt is prefilled again");
+  },
+});
+
+Deno.test({
+  name: "thinkv chat --profile: /stats adds the GPU time per kernel family",
+  ignore: ignore || !(await hasScript()),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { code, screen } = await chatInPty(
+      [["Hello there\n", 0], ["/stats\n", 0], ["/quit\n", 6000]],
+      "--profile",
+    );
+    assert.equal(code, 0, screen);
+    assert.match(screen, /prompt \d+ tokens \(prefilled \d+\)/);
+    assert.match(screen, /matmul\w*\s+[\d.]+ ms\s+[\d.]+%[^]*total\s+[\d.]+ ms|no timestamp-query/, screen);
   },
 });

@@ -12,6 +12,7 @@ import { bpeCharsToBytes, BpeTokenizer, bytesToBpeChars } from "../src/tokenizer
 import { pretokenize, pretokenizerFor } from "../src/tokenizer/pretokenize.ts";
 import { tokenizerFromGguf } from "../src/tokenizer/tokenizer.ts";
 import { MODELS, vocabVectors } from "./_vocab_vectors.ts";
+import { mulberry32 } from "../src/ref/random.ts";
 
 async function load(name: string): Promise<{ tok: BpeTokenizer; metadata: Map<string, GgufValue> }> {
   const f = await GgufFile.open(new URL(name, MODELS).pathname);
@@ -27,16 +28,6 @@ const llama3 = await load("llama3-vocab.gguf");
 
 // ---------------------------------------------------------------------------------------------------
 // Deterministic test strings for the oracle comparison
-
-/** mulberry32: a small seeded PRNG, so the generated strings are the same on every run. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SPECIALS = [
   "<|begin_of_text|>",
@@ -144,7 +135,7 @@ const CONTRACTIONS = [
 ];
 
 function generatedStrings(): string[] {
-  const r = rng(0x7417);
+  const r = mulberry32(0x7417);
   const int = (n: number) => Math.floor(r() * n);
   const pick = <T>(a: readonly T[]): T => a[int(a.length)];
   const join = (n: number, part: () => string) => Array.from({ length: n }, part).join("");

@@ -53,7 +53,6 @@ override WG: u32 = 64u;
 override CHUNK: u32 = 128u;
 
 const MAX_VEC4: u32 = 64u; // headDim ≤ 256
-const NEG_BIG: f32 = -3.0e38; // "−∞" for the running max: exp(NEG_BIG − s) = 0 without inf − inf
 
 // ---- kv_store -------------------------------------------------------------------------------------
 
@@ -93,9 +92,8 @@ fn kv_store(
 
 // This invocation's running state (per invocation: `private`).
 var<private> q4: array<vec4<f32>, MAX_VEC4>;  // the query, pre-multiplied by p.scale
-var<private> acc: array<vec4<f32>, MAX_VEC4>; // Σ exp(s − m_run)·v
-var<private> m_run: f32;                      // max logit so far
-var<private> l_run: f32;                      // Σ exp(s − m_run)
+var<private> acc: array<vec4<f32>, MAX_VEC4>; // Σ exp(s − m_run)·v (m_run, l_run: online_softmax.wgsl)
+#include "online_softmax.wgsl"
 
 // Online softmax over cache rows [j0, j1) of KV head kvh, all headDim channels.
 fn attend_full(kvh: u32, j0: u32, j1: u32) {
@@ -107,15 +105,10 @@ fn attend_full(kvh: u32, j0: u32, j1: u32) {
     for (var i = 0u; i < d4; i++) {
       s4 += q4[i] * k_cache[kb + i];
     }
-    let s = (s4.x + s4.y) + (s4.z + s4.w);
-    let m_new = max(m_run, s);
-    let alpha = exp(m_run - m_new);
-    let e = exp(s - m_new);
-    l_run = l_run * alpha + e;
-    m_run = m_new;
+    let ae = softmax_push((s4.x + s4.y) + (s4.z + s4.w));
     let vb = p.vOffset / 4u + head + j * d4;
     for (var i = 0u; i < d4; i++) {
-      acc[i] = acc[i] * alpha + e * v_cache[vb + i];
+      acc[i] = acc[i] * ae.x + ae.y * v_cache[vb + i];
     }
   }
 }
@@ -147,8 +140,7 @@ fn attend_chunks(
     q4[i] = q[qb + i] * p.scale;
     acc[i] = vec4<f32>(0.0);
   }
-  m_run = NEG_BIG;
-  l_run = 0.0;
+  softmax_reset();
 
   attend_full(kvh, j0, j1);
 
@@ -203,15 +195,10 @@ fn attend_thin(kvh: u32, j0: u32, j1: u32) {
     for (var g = 0u; g < n4; g++) {
       s4 += q_sh[qb + g] * k_thin[g0 + g];
     }
-    let s = (s4.x + s4.y) + (s4.z + s4.w);
-    let m_new = max(m_run, s);
-    let alpha = exp(m_run - m_new);
-    let e = exp(s - m_new);
-    l_run = l_run * alpha + e;
-    m_run = m_new;
+    let ae = softmax_push((s4.x + s4.y) + (s4.z + s4.w));
     let vb = (head + j) * d4;
     for (var i = 0u; i < d4; i++) {
-      acc[i] = acc[i] * alpha + e * v_thin[vb + i];
+      acc[i] = acc[i] * ae.x + ae.y * v_thin[vb + i];
     }
   }
 }
@@ -243,8 +230,7 @@ fn attend_segments(
     q4[i] = q[qb + i] * p.scale;
     acc[i] = vec4<f32>(0.0);
   }
-  m_run = NEG_BIG;
-  l_run = 0.0;
+  softmax_reset();
 
   if (j0 < p.thinLen) {
     gather_thin(kvh);

@@ -55,7 +55,6 @@ override VSUBW: u32 = (VSUB * VBITS + 31u) / 32u;  // code words per value sub-g
 override VN4: u32 = min(VCPW, VSUB) / 4u;          // vec4s of channels per value code word
 
 const MAX_VEC4: u32 = 64u; // headDim ≤ 256
-const NEG_BIG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> p: QuantAttnParams;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
@@ -70,8 +69,7 @@ var<private> q4: array<vec4<f32>, MAX_VEC4>;  // the query, pre-multiplied by p.
 var<private> qk: array<f32, 256>;             // q4 at the stored key channels
 var<private> qs: array<f32, 256>;             // qk · scale of the current key group
 var<private> acc: array<vec4<f32>, MAX_VEC4>; // Σ exp(s − m_run)·v
-var<private> m_run: f32;
-var<private> l_run: f32;
+#include "online_softmax.wgsl"
 
 fn key_pair(index: u32) -> vec2<f32> {
   if (F16) {
@@ -193,16 +191,13 @@ fn attend_quant_keys(kvh: u32, b0: u32, b1: u32) {
       lg[s] += vec4<f32>(base);
       mb = max(mb, max(max(lg[s].x, lg[s].y), max(lg[s].z, lg[s].w)));
     }
-    let m_new = max(m_run, mb);
-    let alpha = exp(m_run - m_new);
-    l_run *= alpha;
+    let alpha = softmax_rescale(mb);
     for (var i = 0u; i < d4; i++) {
       acc[i] *= alpha;
     }
-    m_run = m_new;
     var ev = array<f32, 16>();
     for (var u = 0u; u < KCPW; u++) {
-      ev[u] = exp(lg[u / 4u][u % 4u] - m_new);
+      ev[u] = exp(lg[u / 4u][u % 4u] - m_run);
       l_run += ev[u];
     }
     let j0 = b * KCPW;
@@ -231,14 +226,9 @@ fn attend_ring(kvh: u32, j0: u32, j1: u32) {
     for (var i = 0u; i < d4; i++) {
       s4 += q4[i] * k_ring[kb + i];
     }
-    let s = (s4.x + s4.y) + (s4.z + s4.w);
-    let m_new = max(m_run, s);
-    let alpha = exp(m_run - m_new);
-    let e = exp(s - m_new);
-    l_run = l_run * alpha + e;
-    m_run = m_new;
+    let ae = softmax_push((s4.x + s4.y) + (s4.z + s4.w));
     for (var i = 0u; i < d4; i++) {
-      acc[i] = acc[i] * alpha + e * v_ring[kb + i];
+      acc[i] = acc[i] * ae.x + ae.y * v_ring[kb + i];
     }
   }
 }
@@ -270,8 +260,7 @@ fn attend_quant(
     q4[i] = q[qb + i] * p.scale;
     acc[i] = vec4<f32>(0.0);
   }
-  m_run = NEG_BIG;
-  l_run = 0.0;
+  softmax_reset();
 
   let kcpw = 32u / KBITS;
   let kEnd = min(j1, p.keyLen); // a multiple of kcpw (keyLen is a multiple of G; j1 < keyLen only at a chunk end)

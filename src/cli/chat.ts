@@ -18,6 +18,7 @@ import {
 } from "./common.ts";
 import { KV_FLAG_HELP, KV_FLAG_OPTIONS, kvOptionsFromCli } from "./kv_flags.ts";
 import { PrefillCounter, ProgressBar } from "./progress.ts";
+import { formatProfile } from "../gpu/profile.ts";
 
 const HELP = `Usage: thinkv chat --model FILE [options]
 
@@ -30,6 +31,7 @@ An interactive chat; the KV cache is kept between turns, so each turn prefills o
       --top-p P           default 0.95
       --seed S            random seed
       --ctx N             context length (default min(model, 4096))
+      --profile           /stats adds GPU time per kernel family since the last /stats
   -q, --quiet             no progress bar
 Commands at the prompt: /reset (forget the conversation), /stats (last turn's figures), /quit.
 Ctrl-C stops a reply; at the prompt it exits.
@@ -71,6 +73,7 @@ export async function chatCommand(args: string[]): Promise<number> {
     system: { type: "string", short: "s" },
     ...SAMPLING_FLAG_OPTIONS,
     ctx: { type: "string" },
+    profile: { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
     help: { type: "boolean", short: "h" },
     ...KV_FLAG_OPTIONS,
@@ -88,6 +91,7 @@ export async function chatCommand(args: string[]): Promise<number> {
   const model = await loadModel(values.model, {
     kv,
     contextLength: numberOption(values, "ctx", { integer: true, min: 1 }),
+    profile: !!values.profile,
     onProgress: (done, total) => bar.update(done, total),
   });
   bar.done();
@@ -130,6 +134,7 @@ export async function chatCommand(args: string[]): Promise<number> {
               `context ${s.contextTokens}/${model.contextLength}; KV cache ${formatBytes(s.kvCacheBytes)}\n`
             : "(no turn yet)\n",
         );
+        if (values.profile) write(`${formatProfile(await model.profile({ reset: true }))}\n`);
         continue;
       }
       if (text.startsWith("/")) {

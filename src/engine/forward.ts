@@ -50,7 +50,8 @@ export interface Kernels {
 }
 
 /**
- * Whether a model of config `c` should fuse its RMSNorms and SwiGLU into the products on `gpu`.
+ * Whether a model of config `c` should fuse its RMSNorms and SwiGLU into the decode products on
+ * `gpu` (prefill batches never do: one dispatch per batch is cheap, and it saves compiling variants).
  * On a CPU adapter (llvmpipe) each dispatch costs ≈ 45 µs, and a fused prologue makes a product
  * load a second vector beside x (+28% loads for Q4_0 with 2 rows per invocation): measured on
  * Vulkan lavapipe, fusing made stories260K (64 × 172 FFN) decode 20% faster and TinyLlama 1.1B
@@ -220,8 +221,8 @@ export function encodeForward(
   k.embedding.encode(pass, s.x, s.ids, batch.idsSlot, n, w.tokenEmbd);
   for (let l = 0; l < c.nLayers; l++) {
     const lw = w.layers[l];
-    // attention: rmsnorm -> q, k, v (q and k rotated by RoPE at absolute positions) -> cache append -> attention over
-    // the cache's segments -> observe (compressing prefill only) -> x += output projection
+    // attention: rmsnorm -> q, k, v (q and k rotated by RoPE at absolute positions) -> cache append
+    // -> attention over the cache's segments -> observe (compressing prefill only) -> x += output projection
     const attnIn = normedInput(pass, m, lw.attnNorm, n);
     k.matmul.encode(pass, s.q, attnIn.x, lw.wq, n, { ...attnIn.fused, rope });
     k.matmul.encode(pass, s.k, attnIn.x, lw.wk, n, { ...attnIn.fused, rope });

@@ -15,6 +15,7 @@ import { params } from "../gpu/params.ts";
 import { expandWgsl } from "../gpu/wgsl.ts";
 import source from "../../wgsl/attention.wgsl" with { type: "text" };
 import quantSource from "../../wgsl/kv_quant_attend.wgsl" with { type: "text" };
+import onlineSoftmax from "../../wgsl/online_softmax.wgsl" with { type: "text" };
 import type { QuantFormat, QuantLayout } from "../kv/segment.ts";
 
 const FILE = "attention.wgsl";
@@ -345,7 +346,7 @@ export class AttentionKernel {
         `Cannot create attention kernel: chunk must be a positive integer: current value is ${chunk}`,
       );
     }
-    const code = expandWgsl(FILE, { [FILE]: source }, {
+    const code = expandWgsl(FILE, { [FILE]: source, "online_softmax.wgsl": onlineSoftmax }, {
       KV_PARAMS: KvStoreParams.wgsl(),
       ATTN_PARAMS: AttnParams.wgsl(),
     });
@@ -367,7 +368,7 @@ export class AttentionKernel {
   async prepareQuant(f: QuantFormat): Promise<void> {
     const key = quantKey(f, this.chunk);
     if (this.#quant.has(key)) return;
-    const code = expandWgsl(QUANT_FILE, { [QUANT_FILE]: quantSource }, {
+    const code = expandWgsl(QUANT_FILE, { [QUANT_FILE]: quantSource, "online_softmax.wgsl": onlineSoftmax }, {
       QUANT_ATTN_PARAMS: QuantAttnParams.wgsl(),
     });
     const pipeline = await this.#gpu.pipeline({

@@ -7,6 +7,7 @@
 
 import { f32ToF16, GgmlType, quantizeQ4_0, quantizeQ8_0, tensorBytes, typeInfo } from "../model/quant.ts";
 import { add, rmsNorm, rope, type RopeOptions, swiglu } from "./ops.ts";
+import { mulberry32 } from "./random.ts";
 
 /**
  * `out[t, r] = Σ_c W[r, c] · x[t, c]` with W `[rows, cols]` and x `[nTokens, cols]`, row-major;
@@ -147,15 +148,4 @@ export function randomWeightBytes(type: number, rows: number, cols: number, seed
     } else dv.setUint16(p + 208, scale(), true); // Q6_K
   }
   return bytes;
-}
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

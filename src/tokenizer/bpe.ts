@@ -29,6 +29,7 @@ import { ModelFormatError } from "../errors.ts";
 import type { GgufValue } from "../model/gguf.ts";
 import { forEachWord, type Pretokenizer, pretokenizerFor, SUPPORTED_PRETOKENIZERS } from "./pretokenize.ts";
 import {
+  encodeFramed,
   endOfGenerationIds,
   EOG_TEXTS,
   EOT_TEXTS,
@@ -310,21 +311,13 @@ export class BpeTokenizer implements Tokenizer {
    * ```
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
-    const out: number[] = [];
-    if (options.addBos ?? this.addBos) {
-      if (this.bos < 0) throw new RangeError("Cannot add BOS: the vocabulary has no BOS token");
-      out.push(this.bos);
-    }
-    const emit = (word: string) => this.#encodeWord(word, out);
-    for (const fragment of this.#specials.split(text, options.parseSpecial ?? false)) {
-      if (typeof fragment === "number") out.push(fragment);
-      else forEachWord(this.pretokenizer, fragment, emit);
-    }
-    if (options.addEos ?? this.addEos) {
-      if (this.eos < 0) throw new RangeError("Cannot add EOS: the vocabulary has no EOS token");
-      out.push(this.eos);
-    }
-    return out;
+    return encodeFramed(this, options, (out) => {
+      const emit = (word: string) => this.#encodeWord(word, out);
+      for (const fragment of this.#specials.split(text, options.parseSpecial ?? false)) {
+        if (typeof fragment === "number") out.push(fragment);
+        else forEachWord(this.pretokenizer, fragment, emit);
+      }
+    });
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * Special-token handling shared by the tokenizers, following llama.cpp's `llama_vocab`:
  * {@linkcode SpecialTokenSplitter} cuts special tokens written in a text out of it before the
- * tokenizer proper runs, and {@linkcode endOfGenerationIds} finds the tokens that end a generation.
+ * tokenizer proper runs, {@linkcode encodeFramed} adds BOS and EOS around the result, and
+ * {@linkcode endOfGenerationIds} finds the tokens that end a generation.
  *
  * @module
  */
@@ -13,6 +14,36 @@
 const UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4;
 
 const utf8 = new TextEncoder();
+
+/**
+ * Runs `body` (which appends the text's ids) between the BOS and EOS that `options`, or else the
+ * vocabulary's `add_bos_token` / `add_eos_token`, ask for; a RangeError when the vocabulary has none.
+ *
+ * @example
+ * ```ts
+ * import { encodeFramed } from "./special.ts";
+ * const vocab = { bos: 1, eos: 2, addBos: true, addEos: false };
+ * console.log(encodeFramed(vocab, {}, (out) => out.push(7, 8))); // [ 1, 7, 8 ]
+ * console.log(encodeFramed(vocab, { addBos: false, addEos: true }, (out) => out.push(7))); // [ 7, 2 ]
+ * ```
+ */
+export function encodeFramed(
+  vocab: { bos: number; eos: number; addBos: boolean; addEos: boolean },
+  options: { addBos?: boolean; addEos?: boolean },
+  body: (out: number[]) => void,
+): number[] {
+  const out: number[] = [];
+  if (options.addBos ?? vocab.addBos) {
+    if (vocab.bos < 0) throw new RangeError("Cannot add BOS: the vocabulary has no BOS token");
+    out.push(vocab.bos);
+  }
+  body(out);
+  if (options.addEos ?? vocab.addEos) {
+    if (vocab.eos < 0) throw new RangeError("Cannot add EOS: the vocabulary has no EOS token");
+    out.push(vocab.eos);
+  }
+  return out;
+}
 
 /**
  * Cuts special tokens out of text, as llama.cpp's `tokenizer_st_partition`: the special tokens are

@@ -15,7 +15,7 @@
 
 import { ModelFormatError } from "../errors.ts";
 import type { GgufValue } from "../model/gguf.ts";
-import { endOfGenerationIds, SpecialTokenSplitter } from "./special.ts";
+import { encodeFramed, endOfGenerationIds, SpecialTokenSplitter } from "./special.ts";
 import type { DecodeOptions, EncodeOptions, Tokenizer } from "./tokenizer.ts";
 import { Utf8StreamDecoder } from "./utf8_stream.ts";
 
@@ -221,27 +221,19 @@ export class SpmTokenizer implements Tokenizer {
    * ```
    */
   encode(text: string, options: EncodeOptions = {}): number[] {
-    const out: number[] = [];
-    if (options.addBos ?? this.addBos) {
-      if (this.bos < 0) throw new RangeError("Cannot add BOS: the vocabulary has no BOS token");
-      out.push(this.bos);
-    }
-    let afterSpecial = true; // the space prefix goes at the start and after every special token
-    for (const fragment of this.#specials.split(text, options.parseSpecial ?? false)) {
-      if (typeof fragment === "number") {
-        out.push(fragment);
-        afterSpecial = true;
-        continue;
+    return encodeFramed(this, options, (out) => {
+      let afterSpecial = true; // the space prefix goes at the start and after every special token
+      for (const fragment of this.#specials.split(text, options.parseSpecial ?? false)) {
+        if (typeof fragment === "number") {
+          out.push(fragment);
+          afterSpecial = true;
+          continue;
+        }
+        const prefixed = this.addSpacePrefix && afterSpecial ? " " + fragment : fragment;
+        this.#bpe(prefixed.replaceAll(" ", SPACE_MARK), out);
+        afterSpecial = false;
       }
-      const prefixed = this.addSpacePrefix && afterSpecial ? " " + fragment : fragment;
-      this.#bpe(prefixed.replaceAll(" ", SPACE_MARK), out);
-      afterSpecial = false;
-    }
-    if (options.addEos ?? this.addEos) {
-      if (this.eos < 0) throw new RangeError("Cannot add EOS: the vocabulary has no EOS token");
-      out.push(this.eos);
-    }
-    return out;
+    });
   }
 
   /**
