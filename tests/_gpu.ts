@@ -16,11 +16,17 @@ export const ignore: boolean = !adapter;
 
 let shared: Promise<Gpu> | undefined;
 
+let created: Gpu | undefined;
+
 /** The module's shared Gpu (created on first use). */
 export function getGpu(): Promise<Gpu> {
-  shared ??= Gpu.create();
+  shared ??= Gpu.create().then((gpu) => created = gpu);
   return shared;
 }
+
+// Release the device while the runtime is still whole: left to process exit, the GL backend's
+// teardown has now and then aborted with "corrupted size vs. prev_size" after every test passed.
+globalThis.addEventListener("unload", () => created?.destroy());
 
 /** Registers a GPU test: skipped without an adapter; WebGPU handles are not leak-checked. */
 export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void> | void): void {
