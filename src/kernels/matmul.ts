@@ -705,7 +705,7 @@ export class MatmulKernel {
       let workgroups: number | [number, number, number];
       if (plan.kernel === "rows") {
         const tokens = nTokens === 1 ? 1 : this.rowsTokenBlock;
-        const inv = Math.ceil(c.rowCount / this.#rowsShape(w.type, tokens).rows);
+        const inv = Math.ceil(c.rowCount / this.#rowsShape(w.type, tokens, plan.ropeInStore).rows);
         workgroups = [Math.ceil(inv / this.workgroupSize), Math.ceil(nTokens / tokens), 1];
       } else if (plan.kernel === "wg") {
         workgroups = c.rowCount;
