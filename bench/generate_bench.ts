@@ -1,8 +1,10 @@
 /**
  * `deno bench` for whole-model speed: prefill and decode tokens/s of stories260K and of synthetic
  * TinyLlama 1.1B Q4_0 and Q8_0 models (written to /tmp by `writeSynthModel` on first use: 0.6 and
- * 1.1 GB, about 20 and 40 s). Each iteration is one greedy generation; deno bench reports the time,
- * and a summary with the median tokens/s of the engine's own statistics follows the benches.
+ * 1.1 GB, about 20 and 40 s), and of stories260K and TinyLlama Q4_0 on the forward path they do not
+ * take by default (`-unfused`, `-fused`: the measurement behind `fuseInputsFor`). Each iteration is
+ * one greedy generation; deno bench reports the time, and a summary with the median tokens/s of the
+ * engine's own statistics follows the benches.
  *
  * ```sh
  * XDG_RUNTIME_DIR=/tmp DENO_WEBGPU_BACKEND=vulkan deno bench --allow-read --allow-write=/tmp --allow-env bench/generate_bench.ts
@@ -27,9 +29,19 @@ function env(name: string, fallback: string): string {
   }
 }
 
-const MODELS: Record<string, { path: string; synth?: number; decode: number }> = {
-  stories: { path: new URL("../../shared/models/stories260K.gguf", import.meta.url).pathname, decode: 128 },
-  "tinyllama-q4_0": { path: "/tmp/thinkv-synth-tinyllama-1.1b-q4_0.gguf", synth: GgmlType.Q4_0, decode: 8 },
+const STORIES = new URL("../../shared/models/stories260K.gguf", import.meta.url).pathname;
+const TINYLLAMA_Q4_0 = "/tmp/thinkv-synth-tinyllama-1.1b-q4_0.gguf";
+
+/**
+ * The models, and the forward path each runs: `fuseInputs` pins RMSNorm/SwiGLU inside the decode
+ * products (true) or as their own dispatches (false) against the default `fuseInputsFor` choice
+ * (stories260K fuses, TinyLlama does not), to measure that choice.
+ */
+const MODELS: Record<string, { path: string; synth?: number; decode: number; fuseInputs?: boolean }> = {
+  stories: { path: STORIES, decode: 128 },
+  "stories-unfused": { path: STORIES, decode: 128, fuseInputs: false },
+  "tinyllama-q4_0": { path: TINYLLAMA_Q4_0, synth: GgmlType.Q4_0, decode: 8 },
+  "tinyllama-q4_0-fused": { path: TINYLLAMA_Q4_0, synth: GgmlType.Q4_0, decode: 8, fuseInputs: true },
   "tinyllama-q8_0": { path: "/tmp/thinkv-synth-tinyllama-1.1b-q8_0.gguf", synth: GgmlType.Q8_0, decode: 8 },
 };
 const chosen = env("THINKV_BENCH_MODELS", Object.keys(MODELS).join(",")).split(",");
@@ -52,7 +64,7 @@ async function model(name: string): Promise<Model> {
       await writeSynthModel(spec.path, "tinyllama-1.1b", spec.synth);
     }
   }
-  m = await loadModel(spec.path, { contextLength: 512 });
+  m = await loadModel(spec.path, { contextLength: 512, fuseInputs: spec.fuseInputs });
   loaded.set(name, m);
   return m;
 }

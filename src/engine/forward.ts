@@ -53,9 +53,10 @@ export interface Kernels {
  * Whether a model of config `c` should fuse its RMSNorms and SwiGLU into the decode products on
  * `gpu` (prefill batches never do: one dispatch per batch is cheap, and it saves compiling variants).
  * On a CPU adapter (llvmpipe) each dispatch costs ≈ 45 µs, and a fused prologue makes a product
- * load a second vector beside x (+28% loads for Q4_0 with 2 rows per invocation): measured on
- * Vulkan lavapipe, fusing made stories260K (64 × 172 FFN) decode 20% faster and TinyLlama 1.1B
- * (2048 × 5632) 9% slower. The crossover is where the extra loads of a product cost a dispatch:
+ * load a second vector beside x (+28% loads for Q4_0 with 2 rows per invocation). Measured on
+ * Vulkan lavapipe in one `bench/generate_bench.ts` run (medians of 5): stories260K (64 × 172 FFN)
+ * decodes 237 tokens/s fused and 216 unfused; synthetic TinyLlama 1.1B Q4_0 (2048 × 5632) 5.49
+ * fused and 5.98 unfused. The crossover is where a product's extra loads cost about one dispatch:
  * FFN products of about 2^19 weights. GPUs always fuse (x is cached; a dispatch costs more than
  * re-reading it).
  *
