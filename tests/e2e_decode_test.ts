@@ -144,3 +144,38 @@ gpuTest("profile: true times each kernel family of prefill and decode and change
   }
   assert.equal(gpu.profiler, undefined, "dispose turns off the profiling it turned on");
 });
+
+gpuTest(
+  "a decode step runs no RMSNorm, SwiGLU, RoPE or add dispatch of its own when inputs are fused",
+  async (gpu) => {
+    const labels = async (fuseInputs: boolean) => {
+      const m = await loadModel(`${MODELS}stories260K.gguf`, { gpu, contextLength: 64, fuseInputs });
+      const seen: string[] = [];
+      const dispatch = gpu.dispatch;
+      gpu.dispatch = (pass, pipeline, bindings, workgroups) => {
+        seen.push(pipeline.label.split(":")[0]);
+        dispatch.call(gpu, pass, pipeline, bindings, workgroups);
+      };
+      try {
+        m.decodeStep(0, true);
+        await m.readNextToken();
+      } finally {
+        gpu.dispatch = dispatch;
+        m.dispose();
+      }
+      return seen;
+    };
+    const fused = await labels(true);
+    const unfused = await labels(false);
+    const count = (seen: string[], family: string) => seen.filter((f) => f === family).length;
+    for (const family of ["rmsnorm", "swiglu", "rope", "add"]) assert.equal(count(fused, family), 0, family);
+    // Unfused, each layer has 2 RMSNorms and a SwiGLU (plus the final norm); RoPE and the adds stay fused.
+    assert.equal(count(unfused, "rmsnorm"), 2 * 5 + 1);
+    assert.equal(count(unfused, "swiglu"), 5);
+    assert.equal(count(unfused, "rope") + count(unfused, "add"), 0);
+    if (fused.every((f) => f !== "matmul_stage")) {
+      // Without x staging: per layer q, k, v, KV store, attention chunks and reduce, o, gate, up, down.
+      assert.equal(fused.length, 10 * 5 + 3, fused.join(" "));
+    }
+  },
+);
