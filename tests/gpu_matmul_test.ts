@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { gpuTest, randomFloats } from "./_gpu.ts";
+import { gpuTest, maxAbsDiff, randomFloats } from "./_gpu.ts";
 import { Gpu } from "../src/gpu/gpu.ts";
+import { ElementwiseKernel } from "../src/kernels/elementwise.ts";
 import { MatmulKernel, type MatmulKernelOptions, matmulTripCount } from "../src/kernels/matmul.ts";
 import { gpuRowBytes, type GpuWeight, uploadWeight } from "../src/model/gpu_weight.ts";
 import { dequantize, GgmlType, tensorBytes, typeInfo } from "../src/model/quant.ts";
@@ -620,3 +621,61 @@ for (const family of FUSED_FAMILIES) {
     },
   );
 }
+
+gpuTest(
+  "MatmulKernel stages x once for consecutive products of the same input, again after any other dispatch",
+  async (shared) => {
+    const gpu = shared.hasSubgroups ? await (plainGpu ??= Gpu.create({ disableSubgroups: true })) : shared;
+    const type = GgmlType.Q4_0;
+    const mm = await MatmulKernel.create(gpu, {
+      matvec: "rows",
+      rowsInput: "uniform",
+      types: [type],
+      fusions: [{ input: "norm", accumulate: false }],
+    });
+    const [rows, cols] = [37, 256];
+    const raws = [1, 2, 3].map((seed) => randomWeightBytes(type, rows, cols, seed));
+    const ws = raws.map((raw, i) => uploadWeight(gpu, `w${i}`, type, rows, cols, raw));
+    assert.ok(mm.plan(ws[0], 1, { input: "norm", accumulate: false }).staged);
+    const x = randomFloats(cols, 4);
+    const gain = randomFloats(cols, 5);
+    const xBuf = gpu.upload("x", x);
+    const gainBuf = gpu.upload("gain", gain);
+    const outs = ws.map((_, i) => gpu.createBuffer(`out${i}`, rows * 4));
+    const norm = { weight: gainBuf, eps: 1e-5 };
+    // Products 0, 1, 2 of x in one pass; `between` may change x (in the pass) before product 2.
+    const run = async (xLast: Float32Array, between?: (pass: GPUComputePassEncoder) => void) => {
+      const enc = gpu.device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      const before = gpu.counters.dispatches;
+      ws.forEach((w, i) => {
+        if (i === 2) between?.(pass);
+        mm.encode(pass, outs[i], xBuf, w, 1, { norm });
+      });
+      const dispatches = gpu.counters.dispatches - before;
+      pass.end();
+      gpu.submit(enc);
+      for (const [i, raw] of raws.entries()) {
+        const got = new Float32Array(await gpu.read(outs[i], 0, rows * 4));
+        const ref = fusedMatmulRef(dequantize(type, raw, rows * cols), i === 2 ? xLast : x, 1, rows, cols, {
+          norm: { weight: gain, eps: 1e-5 },
+        });
+        assert.ok(maxAbsDiff(got, ref) < 1e-4, `product ${i}: ${maxAbsDiff(got, ref)}`);
+      }
+      return dispatches;
+    };
+    assert.equal(await run(x), 1 + 3, "one stage dispatch for three products");
+    // Another kernel adds y to x between products 1 and 2: product 2 stages x again and sees x + y.
+    const add = await ElementwiseKernel.create(gpu);
+    const y = randomFloats(cols, 6);
+    const yBuf = gpu.upload("y", y);
+    const xPlusY = x.map((v, i) => Math.fround(v + y[i]));
+    assert.equal(
+      await run(xPlusY, (pass) => add.add(pass, { x: xBuf, y: yBuf, rows: 1, cols })),
+      1 + 2 + 1 + 1 + 1,
+    );
+    for (const b of [xBuf, gainBuf, yBuf, ...outs, ...ws.flatMap((w) => w.chunks.map((c) => c.buffer))]) {
+      gpu.free(b);
+    }
+  },
+);

@@ -2,7 +2,8 @@
 // matmul_rows.wgsl reads when subgroups are unavailable (a buffer with UNIFORM | STORAGE usage,
 // written here as storage and read by the next dispatch as uniform: WebGPU puts each dispatch in
 // its own usage scope). The product's prologue (src/kernels/matmul_fusion.ts) is applied here, once,
-// instead of by every lane of the product.
+// instead of by every lane of the product, and consecutive products of the same input in one pass
+// (q, k, v; gate, up) share one stage (MatmulKernel skips it when no dispatch ran since).
 //
 // `main`: one invocation per vec4, no loops (plain x, or SwiGLU through xIn).
 // `norm`: a fused RMSNorm, one workgroup: Σx² by a shared-memory tree, then x·gain·scale. Loop trips
