@@ -207,12 +207,19 @@ export class Gpu {
   /**
    * Returns the cached pipeline for `spec.key`, building it on first use inside validation and
    * internal error scopes; a failure becomes a {@linkcode ShaderCompileError} naming `spec.file`.
+   * A key compiles once even when asked for again while it compiles. `spec` may be a key and a
+   * function that generates the rest, called only when the key is neither built nor building (for
+   * kernels whose WGSL is generated: no text is built twice).
    */
-  pipeline(spec: PipelineSpec): Promise<GPUComputePipeline> {
-    const cached = this.#pipelines.get(spec.key) ?? this.#compiling.get(spec.key);
+  pipeline(
+    spec: PipelineSpec | { key: string; make: () => Omit<PipelineSpec, "key"> },
+  ): Promise<GPUComputePipeline> {
+    const key = spec.key;
+    const cached = this.#pipelines.get(key) ?? this.#compiling.get(key);
     if (cached) return Promise.resolve(cached);
-    const job = this.#compile(spec).finally(() => this.#compiling.delete(spec.key));
-    this.#compiling.set(spec.key, job);
+    const full = "make" in spec ? { key, ...spec.make() } : spec;
+    const job = this.#compile(full).finally(() => this.#compiling.delete(key));
+    this.#compiling.set(key, job);
     return job;
   }
 

@@ -249,8 +249,7 @@ export class MatmulKernel {
   #rowsOverride: number | undefined;
   #gpu: Gpu;
   #rope!: RopeKernel; // RoPE after the products that cannot rotate in their store
-  #pipelines = new Map<string, GPUComputePipeline>();
-  #building = new Map<string, Promise<void>>(); // builds in flight or done, by key: each key compiles once
+  #pipelines = new Map<string, GPUComputePipeline>(); // the pipelines this kernel prepared, by key
   #staging: GPUBuffer | undefined;
   // What the staging buffer holds: the inputs of its last stage dispatch, and the Gpu's dispatch count
   // after the product that read it. Equal inputs in the same pass with no dispatch since mean the copy
@@ -393,8 +392,7 @@ export class MatmulKernel {
   #rowsKey(type: number, tokens: number, fusion: MatmulFusion): string {
     const { input, rows } = this.#rowsShape(type, tokens, fusion.rope);
     const x = { subgroup: "sg", uniform: "ubo", storage: "ssbo" }[input];
-    // The staged path fuses only the store here (the stage dispatch takes the prologue).
-    const f = input === "uniform" ? { ...fusion, input: "plain" as const } : fusion;
+    const f = rowsKernelFusion(input, fusion);
     return `matmul_rows:${typeInfo(type).name}:${x}:r${rows}:t${tokens}:wg${this.workgroupSize}${
       fusionSuffix(f)
     }`;
@@ -452,17 +450,12 @@ export class MatmulKernel {
     return matmulTripCount(w.cols, nTokens === 1 ? 1 : this.tokenBlock);
   }
 
-  /** Builds the pipeline `key` once: `spec` (which generates the WGSL) runs on the first request only. */
-  #once(key: string, spec: () => Omit<PipelineSpec, "key">): Promise<void> {
-    let job = this.#building.get(key);
-    if (!job) {
-      job = this.#gpu.pipeline({ key, ...spec() }).then((pipeline) =>
-        void this.#pipelines.set(key, pipeline)
-      );
-      job.catch(() => this.#building.delete(key)); // a failed build may be retried
-      this.#building.set(key, job);
-    }
-    return job;
+  /**
+   * Prepares the pipeline `key` for this kernel (the Gpu builds each key once and calls `make`, which
+   * generates the WGSL, only then).
+   */
+  async #once(key: string, make: () => Omit<PipelineSpec, "key">): Promise<void> {
+    this.#pipelines.set(key, await this.#gpu.pipeline({ key, make }));
   }
 
   #buildV1(type: number, tb: number, fusion: MatmulFusion): Promise<void> {
@@ -480,7 +473,8 @@ export class MatmulKernel {
     return this.#once(this.#rowsKey(type, tokens, fusion), () => this.#rowsSpec(type, input, tokens, fusion));
   }
 
-  #rowsSpec(type: number, input: RowsInput, tokens: number, fusion: MatmulFusion): Omit<PipelineSpec, "key"> {
+  #rowsSpec(type: number, input: RowsInput, tokens: number, asked: MatmulFusion): Omit<PipelineSpec, "key"> {
+    const fusion = rowsKernelFusion(input, asked);
     const rt = ROWS_TYPES[typeInfo(type).id]!;
     const { rows: r } = this.#rowsShape(type, tokens, fusion.rope);
     const rows = [...Array(r).keys()];
@@ -516,7 +510,7 @@ export class MatmulKernel {
       ),
     ];
     const sg = input === "subgroup";
-    const norm = fusion.input === "norm" && input !== "uniform";
+    const norm = fusion.input === "norm";
     const value = (j: number, t: number) => `dot(acc${j}_${t}, vec4<f32>(1.0)) * xScale(ss${t})`;
     const store = (j: number, t: number, v: string) =>
       `if (r0 + ${j}u < P.rows && t0 + ${t}u < P.nTokens) { ` +
@@ -537,7 +531,7 @@ export class MatmulKernel {
       "rope_angle.wgsl": ropeAngleWgsl,
     }, {
       PARAMS: MatmulParams.wgsl(),
-      FUSION: fusionWgsl(fusion, { xStaged: input === "uniform" }),
+      FUSION: fusionWgsl(fusion),
       X_DECL: input === "uniform"
         ? `@group(0) @binding(2) var<uniform> X: array<vec4<f32>, ${STAGE_BYTES / 16}>;`
         : "@group(0) @binding(2) var<storage, read> X: array<vec4<f32>>;",
@@ -768,6 +762,14 @@ export interface MatmulPlan {
   staged: boolean;
   /** Whether RoPE is applied in the product's store (else a rope dispatch follows when asked for). */
   ropeInStore: boolean;
+}
+
+/**
+ * What a "rows" kernel itself fuses: everything asked, except that from the uniform staging buffer x
+ * arrives with the prologue already applied by the stage dispatch.
+ */
+function rowsKernelFusion(input: RowsInput, fusion: MatmulFusion): MatmulFusion {
+  return input === "uniform" ? { ...fusion, input: "plain" } : fusion;
 }
 
 /** The fusion `opts` ask for (RMSNorm and SwiGLU exclude each other: the product has one input). */

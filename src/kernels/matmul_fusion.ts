@@ -58,9 +58,8 @@ export function fusionSuffix(f: MatmulFusion): string {
 }
 
 /**
- * The WGSL of the hooks for `f`, reading x from the array `X` the kernel declares. `xStaged`: the
- * kernel reads a copy the stage dispatch already transformed, so only the store is fused; `store:
- * false` leaves out `outStore` (the stage kernel has no `Out`).
+ * The WGSL of the hooks for `f`, reading x from the array `X` the kernel declares; `store: false`
+ * leaves out `outStore` (the stage kernel has no `Out`).
  *
  * @example
  * ```ts
@@ -68,8 +67,8 @@ export function fusionSuffix(f: MatmulFusion): string {
  * console.log(fusionWgsl({ input: "norm", accumulate: false }).includes("var<storage, read> Aux")); // true
  * ```
  */
-export function fusionWgsl(f: MatmulFusion, opts: { xStaged?: boolean; store?: boolean } = {}): string {
-  const input = opts.xStaged ? "plain" : f.input;
+export function fusionWgsl(f: MatmulFusion, opts: { store?: boolean } = {}): string {
+  const input = f.input;
   const aux = input === "plain" ? "" : "@group(0) @binding(4) var<storage, read> Aux: array<vec4<f32>>;\n";
   const xIn = input === "swiglu" ? "let g = X[i];\n  return g / (1.0 + exp(-g)) * Aux[i];" : "return X[i];";
   const norm = input === "norm";
